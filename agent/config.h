@@ -1,0 +1,57 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "agent/core/status.h"
+
+namespace tributary {
+
+// The YAML config of docs/config.md (DESIGN.md §4). Only the keys implemented so far exist;
+// any other key is an error.
+struct LogConfig {
+  std::string level = "info";   // trace|debug|info|warn|error
+  std::string format = "text";  // text|json
+};
+
+struct SourceConfig {
+  std::string name;
+  std::string type;  // postgres
+  std::string dsn;   // libpq conninfo (key=value or URI); secrets already expanded
+  std::vector<std::string> tables;          // include globs, "schema.table"
+  std::vector<std::string> exclude_tables;  // exclude globs
+  std::string snapshot = "initial";         // initial | never
+  std::string slot;                         // default "tributary_<name>"
+  std::string publication;                  // default "tributary_<name>"
+  int64_t heartbeat_interval_ms = 10000;
+  std::vector<std::string> sinks;
+};
+
+struct SinkConfig {
+  std::string name;
+  std::string type;                               // file
+  std::string path;                               // file: output directory
+  std::string topic = "{source}.{schema}.{table}";
+  int64_t rotate_bytes = 134217728;               // file: segment size that triggers rotation
+  int64_t flush_interval_ms = 200;                // file: how often data is fsynced and acked
+};
+
+struct AgentConfig {
+  std::string state_dir;
+  LogConfig log;
+  std::vector<SourceConfig> sources;
+  std::vector<SinkConfig> sinks;
+};
+
+// Loads and validates a config file. On failure the Status is kInvalidConfig and its message
+// lists every problem found, one per line, each starting with its path:
+//   sources[0].dsn: required key is missing
+// Expands ${ENV} and ${file:PATH} in every scalar (PATH relative to $CREDENTIALS_DIRECTORY
+// when not absolute and that variable is set). Messages never contain expanded values.
+Result<AgentConfig> LoadConfig(const std::string& path);
+
+// Same, from YAML text (tests); `origin` names it in messages.
+Result<AgentConfig> ParseConfig(const std::string& yaml_text, const std::string& origin);
+
+}  // namespace tributary

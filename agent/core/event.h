@@ -1,0 +1,112 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tributary {
+
+// Debezium's op codes.
+enum class Op : char {
+  kCreate = 'c',
+  kUpdate = 'u',
+  kDelete = 'd',
+  kRead = 'r',
+  kTruncate = 't',
+};
+
+// How a value's canonical text is written into JSON.
+enum class ValueKind : uint8_t {
+  kNull,
+  kUnavailable,  // PostgreSQL unchanged TOAST: the server did not send it; never null
+  kString,       // the text, as a JSON string
+  kRaw,          // the text is already JSON (numbers, booleans, json/jsonb, arrays)
+};
+
+// A value's canonical text lives in Batch::arena; values are never allocated one by one.
+struct Value {
+  uint32_t offset = 0;
+  uint32_t length = 0;
+  ValueKind kind = ValueKind::kNull;
+};
+
+struct ColumnSchema {
+  std::string name;
+  std::string type_name;  // the source's type name, e.g. "int4", "_text", "public.mood"
+  uint32_t type_oid = 0;  // PostgreSQL type OID (0 elsewhere)
+  int32_t type_modifier = -1;
+  bool key = false;       // part of the replica identity / primary key
+};
+
+// One version of a table's shape. Immutable once built; shared by the events that use it.
+struct TableSchema {
+  std::string connector;  // Debezium's connector name: "postgresql", "mysql", "mariadb"
+  std::string source;     // the configured source name (Debezium's topic prefix)
+  std::string database;  // PostgreSQL database, MySQL database
+  std::string schema;    // PostgreSQL schema; empty for MySQL
+  std::string table;
+  std::vector<ColumnSchema> columns;
+  uint32_t version = 1;  // schema registry version
+};
+
+// Where an event came from, in the source's own terms.
+struct SourceMeta {
+  int64_t commit_ts_us = 0;  // commit time, microseconds since the Unix epoch
+  uint64_t commit_lsn = 0;   // PostgreSQL: LSN of the commit record
+  uint64_t lsn = 0;          // PostgreSQL: LSN of this change
+  int64_t txid = 0;
+  uint32_t sequence = 0;     // index of the change within its transaction
+};
+
+struct Event {
+  Op op = Op::kCreate;
+  const TableSchema* table = nullptr;  // kept alive by Batch::tables
+  // Row images: `table->columns.size()` consecutive entries of Batch::values starting here.
+  std::optional<uint32_t> before;
+  std::optional<uint32_t> after;
+  SourceMeta meta;
+  // source.position: fixed-width text that sorts lexically in change order within a source.
+  Value position;
+};
+
+// The unit that flows from a source to its sinks, and whose delivery is acknowledged.
+struct Batch {
+  uint64_t sequence = 0;  // assigned by the pipeline, increasing
+  std::vector<Event> events;
+  std::vector<Value> values;
+  std::string arena;
+  std::vector<std::shared_ptr<const TableSchema>> tables;
+  // Set when the batch ends a source transaction: the source's resumable position of that
+  // commit. Only these are ever checkpointed.
+  std::optional<std::string> commit_position;
+
+  std::string_view Text(const Value& value) const {
+    return {arena.data() + value.offset, value.length};
+  }
+  Value AddValue(ValueKind kind, std::string_view text) {
+    Value value{static_cast<uint32_t>(arena.size()), static_cast<uint32_t>(text.size()), kind};
+    arena.append(text);
+    return value;
+  }
+  // Keeps `schema` alive for the batch's lifetime and returns the pointer events store.
+  const TableSchema* Retain(const std::shared_ptr<const TableSchema>& schema) {
+    if (tables.empty() || tables.back() != schema) tables.push_back(schema);
+    return schema.get();
+  }
+  size_t ByteSize() const {
+    return arena.size() + values.size() * sizeof(Value) + events.size() * sizeof(Event);
+  }
+  bool empty() const { return events.empty() && !commit_position; }
+  void Clear() {
+    events.clear();
+    values.clear();
+    arena.clear();
+    tables.clear();
+    commit_position.reset();
+  }
+};
+
+}  // namespace tributary

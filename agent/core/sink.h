@@ -1,0 +1,37 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "agent/core/event.h"
+#include "agent/core/status.h"
+
+namespace tributary {
+
+// Called with a batch's sequence once every event of it is durable in the sink.
+using AckCallback = std::function<void(uint64_t batch_sequence)>;
+
+// A destination. All calls come from the pipeline's thread, and so do the acks.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+
+  virtual Status Open(AckCallback on_durable) = 0;
+
+  // Takes the batch's events; the batch may be reused once this returns.
+  virtual Status Submit(const Batch& batch) = 0;
+
+  // Lets the sink make progress (flush on its interval, collect delivery reports) and fire
+  // acks. Cheap when there is nothing to do.
+  virtual Status Poll() = 0;
+
+  // Makes everything submitted durable and fires its acks before returning.
+  virtual Status Flush() = 0;
+
+  // Bytes submitted but not yet acknowledged: the pipeline stops reading past its limit.
+  virtual size_t PendingBytes() const = 0;
+
+  virtual void Close() = 0;
+};
+
+}  // namespace tributary

@@ -1,0 +1,34 @@
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "agent/core/event.h"
+#include "agent/core/status.h"
+
+namespace tributary {
+
+// A change source. Sources do not retry: the pipeline's supervisor does.
+class Source {
+ public:
+  virtual ~Source() = default;
+
+  // Connects and positions the stream just after `checkpoint` (a commit position from an
+  // earlier Batch), or at the start when there is none. Fails with kContinuityLost when the
+  // server can no longer deliver everything after the checkpoint.
+  virtual Status Open(const std::optional<std::string>& checkpoint) = 0;
+
+  // Appends events to `batch` (which the caller has cleared) until it holds about
+  // `max_bytes`, a commit arrives after that, or `timeout` passes. Sets
+  // batch.commit_position when the batch ends a transaction. An empty batch is fine.
+  virtual Status Poll(Batch& batch, size_t max_bytes, std::chrono::milliseconds timeout) = 0;
+
+  // Everything up to and including `position` is durably checkpointed: the source may let
+  // the server discard it.
+  virtual Status Acknowledge(const std::string& position) = 0;
+
+  virtual void Close() = 0;
+};
+
+}  // namespace tributary

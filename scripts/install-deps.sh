@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package the build, the tests and the demo need.
+# Idempotent; run as root (or through sudo) on a fresh machine.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git ca-certificates
+  clang libclang-rt-14-dev clang-format clang-tidy
+  libpq-dev postgresql-15 postgresql-client-15
+  libboost-test-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
+  libyaml-cpp-dev libcli11-dev rapidjson-dev libssl-dev libre2-dev
+  libsystemd-dev libhowardhinnant-date-dev
+  libmariadb-dev mariadb-server mariadb-client
+  librdkafka-dev kcat
+  procps util-linux time
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# A fresh Debian would otherwise start the distribution's own clusters; tests start their own.
+$SUDO mkdir -p /usr/sbin
+printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+$SUDO chmod +x /usr/sbin/policy-rc.d
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+$SUDO rm -f /usr/sbin/policy-rc.d

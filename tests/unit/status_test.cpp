@@ -1,0 +1,49 @@
+#define BOOST_TEST_MODULE status_test
+#include <boost/test/unit_test.hpp>
+
+#include "agent/core/logging.h"
+#include "agent/core/status.h"
+#include "connectors/postgres/lsn.h"
+
+namespace tributary {
+namespace {
+
+Result<int> Half(int x) {
+  if (x % 2 != 0) return Status::CorruptData("odd");
+  return x / 2;
+}
+
+Status Quarter(int x, int& out) {
+  ASSIGN_OR_RETURN(int half, Half(x));
+  ASSIGN_OR_RETURN(out, Half(half));
+  return Status::Ok();
+}
+
+BOOST_AUTO_TEST_CASE(result_carries_value_or_status) {
+  int out = 0;
+  BOOST_TEST(Quarter(8, out).ok());
+  BOOST_TEST(out == 2);
+  Status st = Quarter(6, out);
+  BOOST_TEST(st.code() == StatusCode::kCorruptData);
+  BOOST_TEST(st.ToString() == "CORRUPT_DATA: odd");
+}
+
+BOOST_AUTO_TEST_CASE(lsn_round_trips) {
+  BOOST_TEST(postgres::FormatLsn(0x16B374D848ULL) == "16/B374D848");
+  BOOST_TEST(*postgres::ParseLsn("16/B374D848") == 0x16B374D848ULL);
+  BOOST_TEST(!postgres::ParseLsn("16B374D848").has_value());
+  BOOST_TEST(!postgres::ParseLsn("1/x").has_value());
+  BOOST_TEST(!postgres::ParseLsn("/1").has_value());
+}
+
+BOOST_AUTO_TEST_CASE(dsn_password_is_redacted) {
+  BOOST_TEST(RedactDsn("host=h password=s3cret user=u") == "host=h password=*** user=u");
+  BOOST_TEST(RedactDsn("host=h password='s e c' user=u") == "host=h password=*** user=u");
+  BOOST_TEST(RedactDsn("postgresql://u:s3cret@h:5432/db") == "postgresql://u:***@h:5432/db");
+  BOOST_TEST(RedactDsn("postgresql://h/db?user=u&password=s3cret&x=1") ==
+             "postgresql://h/db?user=u&password=***&x=1");
+  BOOST_TEST(RedactDsn("mysql://u:pw@127.0.0.1:3306") == "mysql://u:***@127.0.0.1:3306");
+}
+
+}  // namespace
+}  // namespace tributary
