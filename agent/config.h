@@ -17,24 +17,24 @@ struct LogConfig {
 
 struct SourceConfig {
   std::string name;
-  std::string type;  // postgres
-  std::string dsn;   // libpq conninfo (key=value or URI); secrets already expanded
-  std::vector<std::string> tables;          // include globs, "schema.table"
+  std::string type;                 // postgres
+  std::string dsn;                  // libpq conninfo (key=value or URI); secrets already expanded
+  std::vector<std::string> tables;  // include globs, "schema.table"
   std::vector<std::string> exclude_tables;  // exclude globs
   std::string snapshot = "initial";         // initial | never
-  std::string slot;                         // default "tributary_<name>"
-  std::string publication;                  // default "tributary_<name>"
+  std::string slot;                         // default "tributary_<name>", '-' as '_'
+  std::string publication;                  // default "tributary_<name>", '-' as '_'
   int64_t heartbeat_interval_ms = 10000;
   std::vector<std::string> sinks;
 };
 
 struct SinkConfig {
   std::string name;
-  std::string type;                               // file
-  std::string path;                               // file: output directory
+  std::string type;  // file
+  std::string path;  // file: output directory
   std::string topic = "{source}.{schema}.{table}";
-  int64_t rotate_bytes = 134217728;               // file: segment size that triggers rotation
-  int64_t flush_interval_ms = 200;                // file: how often data is fsynced and acked
+  int64_t rotate_bytes = 134217728;  // file: segment size that triggers rotation
+  int64_t flush_interval_ms = 200;   // file: how often data is fsynced and acked
 };
 
 struct AgentConfig {
@@ -45,13 +45,15 @@ struct AgentConfig {
 };
 
 // Loads and validates a config file. On failure the Status is kInvalidConfig and its message
-// lists every problem found, one per line, each starting with its path:
+// lists every problem found, one per line in file order, each starting with its path:
 //   sources[0].dsn: required key is missing
-// Expands ${ENV} and ${file:PATH} in every scalar (PATH relative to $CREDENTIALS_DIRECTORY
-// when not absolute and that variable is set). Messages never contain expanded values.
+// Expands ${ENV} and ${file:PATH} in every scalar value ($${ is a literal ${). A relative PATH
+// is resolved against $CREDENTIALS_DIRECTORY when set, else against the config file's
+// directory. Messages never contain expanded values, nor the dsn.
 Result<AgentConfig> LoadConfig(const std::string& path);
 
-// Same, from YAML text (tests); `origin` names it in messages.
+// Same, from YAML text (tests). `origin` names the text in messages and stands for its file:
+// relative ${file:} paths resolve against origin's directory.
 Result<AgentConfig> ParseConfig(const std::string& yaml_text, const std::string& origin);
 
 }  // namespace tributary

@@ -1,1 +1,3 @@
-int main() { return 0; }
+#include "agent/app.h"
+
+int main(int argc, char** argv) { return tributary::RunCli(argc, argv); }

@@ -12,7 +12,7 @@ packages=(
   libsystemd-dev libhowardhinnant-date-dev
   libmariadb-dev mariadb-server mariadb-client
   librdkafka-dev kcat
-  procps util-linux time
+  procps util-linux time jq
 )
 
 missing=()
@@ -27,9 +27,12 @@ SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-# A fresh Debian would otherwise start the distribution's own clusters; tests start their own.
-$SUDO mkdir -p /usr/sbin
-printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
-$SUDO chmod +x /usr/sbin/policy-rc.d
+# Keep apt from starting the distribution's own database services: tests start their own.
+own_policy=
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  own_policy=1
+fi
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-$SUDO rm -f /usr/sbin/policy-rc.d
+[ -z "$own_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d

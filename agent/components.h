@@ -1,0 +1,21 @@
+#pragma once
+
+#include <memory>
+
+#include "agent/config.h"
+#include "agent/core/sink.h"
+#include "agent/core/source.h"
+#include "agent/core/status.h"
+
+namespace tributary {
+
+// The one table that maps config `type:` names to implementations. Adding a connector or a
+// sink touches its own folder and one line here.
+Result<std::unique_ptr<Source>> MakeSource(const SourceConfig& config);
+Result<std::unique_ptr<Sink>> MakeSink(const SinkConfig& config);
+
+// Problems with a config that parses but asks for what this build cannot do yet, one line
+// each with its path, as LoadConfig reports them.
+std::vector<std::string> UnsupportedFeatures(const AgentConfig& config);
+
+}  // namespace tributary

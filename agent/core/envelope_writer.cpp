@@ -1,0 +1,214 @@
+#include "agent/core/envelope_writer.h"
+
+#include <algorithm>
+#include <array>
+#include <cassert>
+#include <charconv>
+#include <string_view>
+
+namespace tributary {
+namespace {
+
+// Debezium's placeholder for a PostgreSQL TOAST value the server did not send, quoted.
+constexpr std::string_view kUnavailableValue = "\"__debezium_unavailable_value\"";
+constexpr std::string_view kPostgresConnector = "postgresql";
+
+constexpr std::array<bool, 256> kNeedsEscape = [] {
+  std::array<bool, 256> table{};
+  for (int c = 0; c < 0x20; ++c) table[c] = true;
+  table['"'] = true;
+  table['\\'] = true;
+  return table;
+}();
+
+void AppendEscape(unsigned char c, std::string& out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  switch (c) {
+    case '"':
+      out.append("\\\"");
+      return;
+    case '\\':
+      out.append("\\\\");
+      return;
+    case '\b':
+      out.append("\\b");
+      return;
+    case '\f':
+      out.append("\\f");
+      return;
+    case '\n':
+      out.append("\\n");
+      return;
+    case '\r':
+      out.append("\\r");
+      return;
+    case '\t':
+      out.append("\\t");
+      return;
+    default: {
+      const char escaped[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+      out.append(escaped, sizeof(escaped));
+    }
+  }
+}
+
+template <typename Integer>
+void AppendNumber(Integer value, std::string& out) {
+  char digits[24];
+  out.append(digits, std::to_chars(digits, digits + sizeof(digits), value).ptr);
+}
+
+// Floor division: a time before the epoch rounds down like any other.
+int64_t MicrosToMillis(int64_t micros) { return micros / 1000 - (micros % 1000 < 0 ? 1 : 0); }
+
+// One element of source.sequence, which is itself inside a JSON string: "\"123\"", or null for
+// an LSN of 0 (none, e.g. in snapshot reads), as Debezium writes it.
+void AppendSequenceLsn(uint64_t lsn, std::string& out) {
+  if (lsn == 0) {
+    out.append("null");
+    return;
+  }
+  out.append("\\\"");
+  AppendNumber(lsn, out);
+  out.append("\\\"");
+}
+
+}  // namespace
+
+void AppendJsonString(std::string_view text, std::string& out) {
+  out.push_back('"');
+  size_t run = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (!kNeedsEscape[c]) continue;
+    out.append(text.data() + run, i - run);
+    AppendEscape(c, out);
+    run = i + 1;
+  }
+  out.append(text.data() + run, text.size() - run);
+  out.push_back('"');
+}
+
+EnvelopeWriter::EnvelopeWriter() = default;
+
+void EnvelopeWriter::Write(const Batch& batch, const Event& event, int64_t now_us,
+                           std::string& out) {
+  assert(event.table != nullptr);
+  const bool truncate = event.op == Op::kTruncate;
+  out.append("{\"before\":");
+  if (event.before && !truncate) {
+    WriteRow(batch, *event.table, *event.before, /*keys_only=*/false, out);
+  } else {
+    out.append("null");
+  }
+  out.append(",\"after\":");
+  if (event.after && !truncate) {
+    WriteRow(batch, *event.table, *event.after, /*keys_only=*/false, out);
+  } else {
+    out.append("null");
+  }
+  out.append(",\"source\":");
+  WriteSource(batch, event, out);
+  out.append(",\"op\":\"");
+  out.push_back(static_cast<char>(event.op));
+  out.push_back('"');
+  out.append(",\"ts_ms\":");
+  AppendNumber(MicrosToMillis(now_us), out);
+  out.append(",\"ts_us\":");
+  AppendNumber(now_us, out);
+  out.append(",\"transaction\":null}");
+}
+
+void EnvelopeWriter::WriteKey(const Batch& batch, const Event& event, std::string& out) {
+  assert(event.table != nullptr);
+  const std::optional<uint32_t>& image = event.op == Op::kDelete ? event.before : event.after;
+  const auto& columns = event.table->columns;
+  const bool has_key =
+      std::any_of(columns.begin(), columns.end(), [](const ColumnSchema& c) { return c.key; });
+  if (event.op == Op::kTruncate || !image || !has_key) {
+    out.append("null");
+    return;
+  }
+  WriteRow(batch, *event.table, *image, /*keys_only=*/true, out);
+}
+
+void EnvelopeWriter::WriteRow(const Batch& batch, const TableSchema& table, uint32_t first,
+                              bool keys_only, std::string& out) {
+  assert(first + table.columns.size() <= batch.values.size());
+  out.push_back('{');
+  bool empty = true;
+  for (size_t i = 0; i < table.columns.size(); ++i) {
+    const ColumnSchema& column = table.columns[i];
+    if (keys_only && !column.key) continue;
+    if (!empty) out.push_back(',');
+    empty = false;
+    AppendJsonString(column.name, out);
+    out.push_back(':');
+    const Value& value = batch.values[first + i];
+    switch (value.kind) {
+      case ValueKind::kNull:
+        out.append("null");
+        break;
+      case ValueKind::kUnavailable:
+        out.append(kUnavailableValue);
+        break;
+      case ValueKind::kString:
+        AppendJsonString(batch.Text(value), out);
+        break;
+      case ValueKind::kRaw:
+        out.append(batch.Text(value));
+        break;
+    }
+  }
+  out.push_back('}');
+}
+
+void EnvelopeWriter::WriteSource(const Batch& batch, const Event& event, std::string& out) {
+  const TableSchema& table = *event.table;
+  const SourceMeta& meta = event.meta;
+  out.append("{\"version\":\"" TRIBUTARY_VERSION "\",\"connector\":");
+  AppendJsonString(table.connector, out);
+  out.append(",\"name\":");
+  AppendJsonString(table.source, out);
+  out.append(",\"ts_ms\":");
+  AppendNumber(MicrosToMillis(meta.commit_ts_us), out);
+  out.append(",\"ts_us\":");
+  AppendNumber(meta.commit_ts_us, out);
+  out.append(event.op == Op::kRead ? ",\"snapshot\":\"true\",\"db\":"
+                                   : ",\"snapshot\":\"false\",\"db\":");
+  AppendJsonString(table.database, out);
+  if (table.connector == kPostgresConnector) {
+    // Debezium's sequence: a JSON array of the commit and change LSNs, serialized as a string.
+    out.append(",\"sequence\":\"[");
+    AppendSequenceLsn(meta.commit_lsn, out);
+    out.push_back(',');
+    AppendSequenceLsn(meta.lsn, out);
+    out.append("]\",\"schema\":");
+    AppendJsonString(table.schema, out);
+    out.append(",\"table\":");
+    AppendJsonString(table.table, out);
+    out.append(",\"txId\":");
+    if (meta.txid != 0) {
+      AppendNumber(meta.txid, out);
+    } else {
+      out.append("null");
+    }
+    out.append(",\"lsn\":");
+    if (meta.lsn != 0) {
+      AppendNumber(meta.lsn, out);
+    } else {
+      out.append("null");
+    }
+    out.append(",\"xmin\":null");
+  } else {
+    out.append(",\"table\":");
+    AppendJsonString(table.table, out);
+  }
+  out.append(",\"schema_version\":");
+  AppendNumber(table.version, out);
+  out.append(",\"position\":");
+  AppendJsonString(batch.Text(event.position), out);
+  out.push_back('}');
+}
+
+}  // namespace tributary

@@ -1,0 +1,119 @@
+#include "agent/pipeline.h"
+
+#include <algorithm>
+#include <random>
+#include <thread>
+
+#include "agent/core/logging.h"
+
+namespace tributary {
+
+namespace {
+
+// Sleeps in short steps so that a stop request is honoured quickly.
+void SleepUnlessStopped(std::chrono::milliseconds total, const std::atomic<bool>& stop) {
+  auto deadline = std::chrono::steady_clock::now() + total;
+  while (!stop.load() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+}  // namespace
+
+Pipeline::Pipeline(std::string name, std::unique_ptr<Source> source,
+                   std::vector<std::unique_ptr<Sink>> sinks,
+                   std::vector<std::unique_ptr<Transform>> transforms,
+                   CheckpointStore checkpoints, PipelineOptions options)
+    : name_(std::move(name)),
+      source_(std::move(source)),
+      sinks_(std::move(sinks)),
+      transforms_(std::move(transforms)),
+      checkpoints_(std::move(checkpoints)),
+      options_(options) {}
+
+Status Pipeline::Run(const std::atomic<bool>& stop) {
+  for (auto& sink : sinks_) {
+    RETURN_IF_ERROR(sink->Open([this](uint64_t sequence) { tracker_.Ack(sequence); }));
+  }
+  std::mt19937 random(std::random_device{}());
+  auto backoff = std::chrono::milliseconds(500);
+  const auto max_backoff = std::chrono::milliseconds(30000);
+  Status status;
+  while (true) {
+    status = RunOnce(stop);
+    if (status.ok() || !status.retriable() || stop.load()) break;
+    // Jitter spreads reconnects of many agents after a server restart.
+    auto delay = std::chrono::milliseconds(
+        std::uniform_int_distribution<int64_t>(backoff.count() / 2, backoff.count())(random));
+    spdlog::warn("pipeline: Source failed, reconnecting source={} delay_ms={} error=\"{}\"", name_,
+                 delay.count(), status.message());
+    SleepUnlessStopped(delay, stop);
+    backoff = std::min(backoff * 2, max_backoff);
+    if (stop.load()) {
+      status = Status::Ok();
+      break;
+    }
+  }
+  for (auto& sink : sinks_) sink->Close();
+  return status;
+}
+
+Status Pipeline::RunOnce(const std::atomic<bool>& stop) {
+  ASSIGN_OR_RETURN(std::optional<std::string> checkpoint, checkpoints_.Load());
+  spdlog::info("pipeline: Opening source source={} checkpoint={}", name_,
+               checkpoint ? *checkpoint : "none");
+  RETURN_IF_ERROR(source_->Open(checkpoint));
+  source_open_ = true;
+  Status status = Pump(stop);
+  // Stopping or failing, what the sinks have taken is made durable and checkpointed, and the
+  // source is told, before it goes away.
+  Status drained = Drain();
+  source_->Close();
+  source_open_ = false;
+  return status.ok() ? drained : status;
+}
+
+Status Pipeline::Pump(const std::atomic<bool>& stop) {
+  Batch batch;
+  while (!stop.load()) {
+    bool over_limit = std::any_of(sinks_.begin(), sinks_.end(), [this](const auto& sink) {
+      return sink->PendingBytes() > options_.max_pending_bytes;
+    });
+    if (over_limit) {
+      // Backpressure: nothing more is read until the sinks catch up.
+      for (auto& sink : sinks_) RETURN_IF_ERROR(sink->Flush());
+      RETURN_IF_ERROR(AdvanceWatermark());
+      continue;
+    }
+    batch.Clear();
+    RETURN_IF_ERROR(source_->Poll(batch, options_.batch_bytes, std::chrono::milliseconds(100)));
+    if (!batch.empty()) {
+      batch.sequence = next_sequence_++;
+      for (auto& transform : transforms_) RETURN_IF_ERROR(transform->Apply(batch));
+      tracker_.Register(batch.sequence, batch.commit_position, static_cast<int>(sinks_.size()));
+      for (auto& sink : sinks_) RETURN_IF_ERROR(sink->Submit(batch));
+    }
+    RETURN_IF_ERROR(PollSinks());
+  }
+  return Status::Ok();
+}
+
+Status Pipeline::PollSinks() {
+  for (auto& sink : sinks_) RETURN_IF_ERROR(sink->Poll());
+  return AdvanceWatermark();
+}
+
+Status Pipeline::AdvanceWatermark() {
+  std::optional<std::string> position = tracker_.TakeAdvance();
+  if (!position) return Status::Ok();
+  RETURN_IF_ERROR(checkpoints_.Save(*position));
+  if (source_open_) RETURN_IF_ERROR(source_->Acknowledge(*position));
+  return Status::Ok();
+}
+
+Status Pipeline::Drain() {
+  for (auto& sink : sinks_) RETURN_IF_ERROR(sink->Flush());
+  return AdvanceWatermark();
+}
+
+}  // namespace tributary

@@ -1,0 +1,55 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/ack_tracker.h"
+#include "agent/checkpoint_store.h"
+#include "agent/core/sink.h"
+#include "agent/core/source.h"
+#include "agent/core/status.h"
+#include "agent/core/transform.h"
+
+namespace tributary {
+
+struct PipelineOptions {
+  size_t batch_bytes = 1 << 20;         // a Poll returns about this much
+  size_t max_pending_bytes = 64 << 20;  // per sink: past this, stop reading and drain
+};
+
+// One source feeding its sinks, with the watermark loop of DESIGN.md §1: a source position is
+// checkpointed only once every sink has made all batches up to it durable, and the source is
+// told only after the checkpoint is saved. Retriable failures reopen the source from the
+// checkpoint with capped, jittered backoff.
+class Pipeline {
+ public:
+  Pipeline(std::string name, std::unique_ptr<Source> source,
+           std::vector<std::unique_ptr<Sink>> sinks,
+           std::vector<std::unique_ptr<Transform>> transforms, CheckpointStore checkpoints,
+           PipelineOptions options = {});
+
+  // Runs until `stop` is set (then drains, checkpoints and returns Ok) or a failure that is
+  // not retriable.
+  Status Run(const std::atomic<bool>& stop);
+
+ private:
+  Status RunOnce(const std::atomic<bool>& stop);
+  Status Pump(const std::atomic<bool>& stop);
+  Status PollSinks();
+  Status AdvanceWatermark();
+  Status Drain();
+
+  std::string name_;
+  std::unique_ptr<Source> source_;
+  std::vector<std::unique_ptr<Sink>> sinks_;
+  std::vector<std::unique_ptr<Transform>> transforms_;
+  CheckpointStore checkpoints_;
+  PipelineOptions options_;
+  AckTracker tracker_;
+  uint64_t next_sequence_ = 1;
+  bool source_open_ = false;
+};
+
+}  // namespace tributary

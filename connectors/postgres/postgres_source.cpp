@@ -1,0 +1,480 @@
+#include "connectors/postgres/postgres_source.h"
+
+#include <fnmatch.h>
+#include <poll.h>
+
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "agent/core/logging.h"
+#include "connectors/postgres/lsn.h"
+#include "connectors/postgres/value_normalizer.h"
+
+namespace tributary::postgres {
+
+namespace {
+
+// How often a standby status update goes out when nothing else prompts one; well inside
+// the server's default wal_sender_timeout of 60 s.
+constexpr auto kStatusInterval = std::chrono::seconds(10);
+
+bool MatchesAny(const std::vector<std::string>& globs, const std::string& name) {
+  return std::any_of(globs.begin(), globs.end(), [&](const std::string& glob) {
+    return fnmatch(glob.c_str(), name.c_str(), 0) == 0;
+  });
+}
+
+int64_t NowPgMicros() {
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  return UnixToPostgresMicros(std::chrono::duration_cast<std::chrono::microseconds>(now).count());
+}
+
+}  // namespace
+
+PostgresSource::PostgresSource(PostgresSourceOptions options) : options_(std::move(options)) {}
+
+PostgresSource::~PostgresSource() { Close(); }
+
+Status PostgresSource::Open(const std::optional<std::string>& checkpoint) {
+  Close();
+  spdlog::info("postgres: Connecting source={} dsn=\"{}\"", options_.name,
+               RedactDsn(options_.dsn));
+  ASSIGN_OR_RETURN(PgConnection catalog, PgConnection::Open(options_.dsn, PgConnection::Mode::kNormal));
+  catalog_ = std::move(catalog);
+  ASSIGN_OR_RETURN(TextRows settings, catalog_->Query("SELECT current_setting('wal_level'), "
+                                                      "current_database()"));
+  if (settings[0][0] != "logical") {
+    return Status::InvalidConfig(fmt::format(
+        "postgres: source {}: the server has wal_level={}; logical replication needs "
+        "wal_level=logical (ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL)",
+        options_.name, settings[0][0]));
+  }
+  database_ = settings[0][1];
+
+  ASSIGN_OR_RETURN(std::vector<TableName> tables, ResolveTables());
+  RETURN_IF_ERROR(EnsurePublication(tables));
+
+  ASSIGN_OR_RETURN(PgConnection stream,
+                   PgConnection::Open(options_.dsn, PgConnection::Mode::kLogicalReplication));
+  stream_ = std::move(stream);
+  ASSIGN_OR_RETURN(uint64_t start_lsn, PrepareSlot(checkpoint));
+  return StartStreaming(start_lsn);
+}
+
+Result<std::vector<PostgresSource::TableName>> PostgresSource::ResolveTables() {
+  ASSIGN_OR_RETURN(TextRows rows,
+                   catalog_->Query("SELECT n.nspname, c.relname FROM pg_class c "
+                                   "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                   "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
+                                   "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+                                   "AND n.nspname NOT LIKE 'pg_toast%' "
+                                   "ORDER BY 1, 2"));
+  std::vector<TableName> tables;
+  for (const auto& row : rows) {
+    std::string name = row[0] + "." + row[1];
+    if (MatchesAny(options_.tables, name) && !MatchesAny(options_.exclude_tables, name)) {
+      tables.push_back({row[0], row[1]});
+    }
+  }
+  if (tables.empty()) {
+    return Status::InvalidConfig(fmt::format(
+        "postgres: source {}: no table in database {} matches `tables` (minus "
+        "`exclude_tables`); check the globs, which are schema.table",
+        options_.name, database_));
+  }
+  return tables;
+}
+
+Status PostgresSource::EnsurePublication(const std::vector<TableName>& tables) {
+  std::string name = catalog_->QuoteLiteral(options_.publication);
+  ASSIGN_OR_RETURN(TextRows exists,
+                   catalog_->Query("SELECT count(*) FROM pg_publication WHERE pubname = " + name));
+  std::string table_list;
+  for (const auto& [schema, table] : tables) {
+    if (!table_list.empty()) table_list += ", ";
+    table_list += catalog_->QuoteIdentifier(schema) + "." + catalog_->QuoteIdentifier(table);
+  }
+  std::string ident = catalog_->QuoteIdentifier(options_.publication);
+  if (exists[0][0] == "0") {
+    spdlog::info("postgres: Creating publication source={} publication={} tables={}",
+                 options_.name, options_.publication, tables.size());
+    return catalog_->Command("CREATE PUBLICATION " + ident + " FOR TABLE " + table_list);
+  }
+  ASSIGN_OR_RETURN(TextRows current,
+                   catalog_->Query("SELECT schemaname, tablename FROM pg_publication_tables "
+                                   "WHERE pubname = " + name));
+  std::set<TableName> have;
+  for (const auto& row : current) have.insert({row[0], row[1]});
+  if (have == std::set<TableName>(tables.begin(), tables.end())) return Status::Ok();
+  spdlog::info("postgres: Updating publication tables source={} publication={} tables={}",
+               options_.name, options_.publication, tables.size());
+  return catalog_->Command("ALTER PUBLICATION " + ident + " SET TABLE " + table_list);
+}
+
+Result<uint64_t> PostgresSource::PrepareSlot(const std::optional<std::string>& checkpoint) {
+  std::optional<uint64_t> checkpoint_lsn;
+  if (checkpoint) {
+    checkpoint_lsn = ParseLsn(*checkpoint);
+    if (!checkpoint_lsn) {
+      return Status::CorruptData(fmt::format(
+          "postgres: source {}: the checkpoint is not an LSN; the state dir is damaged",
+          options_.name));
+    }
+  }
+  ASSIGN_OR_RETURN(
+      TextRows slots,
+      catalog_->Query("SELECT plugin, database, coalesce(confirmed_flush_lsn::text, ''), "
+                      "coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = " +
+                      catalog_->QuoteLiteral(options_.slot)));
+  if (slots.empty()) {
+    if (checkpoint_lsn) {
+      return Status::ContinuityLost(fmt::format(
+          "postgres: source {}: replication slot {} is gone, but the checkpoint is at {}: the "
+          "changes since then cannot be streamed. To start over, delete the source's "
+          "checkpoint.json in state_dir (changes made in between are not captured) and re-run",
+          options_.name, options_.slot, *checkpoint));
+    }
+    spdlog::info("postgres: Creating replication slot source={} slot={}", options_.name,
+                 options_.slot);
+    ASSIGN_OR_RETURN(TextRows created,
+                     stream_->Query("CREATE_REPLICATION_SLOT " +
+                                    stream_->QuoteIdentifier(options_.slot) +
+                                    " LOGICAL pgoutput (SNAPSHOT 'nothing')"));
+    std::optional<uint64_t> consistent = ParseLsn(created.at(0).at(1));
+    if (!consistent) return Status::Fatal("postgres: CREATE_REPLICATION_SLOT returned no LSN");
+    return *consistent;
+  }
+  const auto& slot = slots[0];
+  if (slot[0] != "pgoutput" || slot[1] != database_) {
+    return Status::InvalidConfig(fmt::format(
+        "postgres: source {}: slot {} exists with plugin {} on database {}; it needs plugin "
+        "pgoutput on database {}. Choose another `slot` name or drop that slot",
+        options_.name, options_.slot, slot[0], slot[1], database_));
+  }
+  if (slot[3] == "lost") {
+    return Status::ContinuityLost(fmt::format(
+        "postgres: source {}: slot {} has wal_status=lost: the server removed WAL it still "
+        "needed (max_slot_wal_keep_size). Drop the slot and the source's checkpoint to start "
+        "over",
+        options_.name, options_.slot));
+  }
+  std::optional<uint64_t> confirmed = ParseLsn(slot[2]);
+  if (!confirmed) return Status::Fatal("postgres: slot " + options_.slot + " has no confirmed LSN");
+  if (!checkpoint_lsn) {
+    spdlog::warn("postgres: No checkpoint, resuming at the slot's position source={} slot={} lsn={}",
+                 options_.name, options_.slot, slot[2]);
+    return *confirmed;
+  }
+  if (*confirmed > *checkpoint_lsn) {
+    return Status::ContinuityLost(fmt::format(
+        "postgres: source {}: slot {} is at {} (confirmed_flush_lsn), ahead of the checkpoint "
+        "{}: the changes in between were never delivered and the server no longer has them. "
+        "Something else consumed or advanced the slot. Refusing to skip data: re-snapshot the "
+        "tables, or accept the gap by deleting the source's checkpoint.json in state_dir",
+        options_.name, options_.slot, slot[2], *checkpoint));
+  }
+  flushed_lsn_ = *checkpoint_lsn;
+  return *checkpoint_lsn;
+}
+
+Status PostgresSource::StartStreaming(uint64_t start_lsn) {
+  std::string sql = fmt::format(
+      "START_REPLICATION SLOT {} LOGICAL {} (proto_version '1', publication_names {})",
+      stream_->QuoteIdentifier(options_.slot), FormatLsn(start_lsn),
+      stream_->QuoteLiteral(stream_->QuoteIdentifier(options_.publication)));
+  ASSIGN_OR_RETURN(PgResult ignored, stream_->Exec(sql, PGRES_COPY_BOTH));
+  received_lsn_ = std::max(received_lsn_, start_lsn);
+  flushed_lsn_ = std::max(flushed_lsn_, start_lsn);
+  last_status_ = std::chrono::steady_clock::now();
+  spdlog::info("postgres: Streaming source={} slot={} publication={} start_lsn={}", options_.name,
+               options_.slot, options_.publication, FormatLsn(start_lsn));
+  return Status::Ok();
+}
+
+Status PostgresSource::SendStatus(bool reply_requested) {
+  auto update = EncodeStandbyStatusUpdate(received_lsn_, flushed_lsn_, flushed_lsn_,
+                                          NowPgMicros(), reply_requested);
+  if (PQputCopyData(stream_->get(), update.data(), static_cast<int>(update.size())) != 1 ||
+      PQflush(stream_->get()) != 0) {
+    return Status::Retriable("postgres: cannot send standby status update: " +
+                             stream_->LastError());
+  }
+  last_status_ = std::chrono::steady_clock::now();
+  return Status::Ok();
+}
+
+Status PostgresSource::Poll(Batch& batch, size_t max_bytes, std::chrono::milliseconds timeout) {
+  if (!stream_) return Status::Retriable("postgres: source is not open");
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (std::chrono::steady_clock::now() - last_status_ >= kStatusInterval) {
+      RETURN_IF_ERROR(SendStatus(false));
+    }
+    char* buffer = nullptr;
+    int length = PQgetCopyData(stream_->get(), &buffer, /*async=*/1);
+    if (length > 0) {
+      bool commit_seen = false;
+      Status status = HandleCopyData(std::string_view(buffer, length), batch, commit_seen);
+      PQfreemem(buffer);
+      RETURN_IF_ERROR(status);
+      // A big transaction is cut into several batches; a commit ends a batch once it is full.
+      if (batch.ByteSize() >= (commit_seen ? max_bytes : 2 * max_bytes)) return Status::Ok();
+      continue;
+    }
+    if (length == -1) {
+      PgResult result(PQgetResult(stream_->get()));
+      return ClassifyPgError(stream_->get(), result.get(), "replication stream ended");
+    }
+    if (length == -2) {
+      return Status::Retriable("postgres: replication stream failed: " + stream_->LastError());
+    }
+    // Nothing buffered: hand over what we have, or wait for the socket.
+    if (!batch.empty()) return Status::Ok();
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return Status::Ok();
+    pollfd fd{PQsocket(stream_->get()), POLLIN, 0};
+    int wait_ms = static_cast<int>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count());
+    if (::poll(&fd, 1, std::max(wait_ms, 1)) < 0 && errno != EINTR) {
+      return Status::Retriable("postgres: poll on the replication socket failed");
+    }
+    if (PQconsumeInput(stream_->get()) != 1) {
+      return Status::Retriable("postgres: replication connection lost: " + stream_->LastError());
+    }
+  }
+}
+
+Status PostgresSource::HandleCopyData(std::string_view bytes, Batch& batch, bool& commit_seen) {
+  RETURN_IF_ERROR(DecodeCopyData(bytes, copy_data_));
+  received_lsn_ = std::max(received_lsn_, copy_data_.wal_end);
+  if (copy_data_.type == CopyDataType::kKeepalive) {
+    if (copy_data_.reply_requested) return SendStatus(false);
+    return Status::Ok();
+  }
+  RETURN_IF_ERROR(DecodePgoutput(copy_data_.payload, message_));
+  return HandlePgoutput(copy_data_.data_start, batch, commit_seen);
+}
+
+Status PostgresSource::HandlePgoutput(uint64_t lsn, Batch& batch, bool& commit_seen) {
+  switch (message_.type) {
+    case PgoutputType::kBegin:
+      txn_commit_lsn_ = message_.begin.final_lsn;
+      txn_commit_ts_us_ = PostgresToUnixMicros(message_.begin.commit_ts_pg_us);
+      txn_xid_ = message_.begin.xid;
+      txn_sequence_ = 0;
+      return Status::Ok();
+    case PgoutputType::kCommit:
+      batch.commit_position = FormatLsn(message_.commit.end_lsn);
+      commit_seen = true;
+      return Status::Ok();
+    case PgoutputType::kRelation:
+      return HandleRelation();
+    case PgoutputType::kType:
+      custom_types_.erase(message_.data_type.type_oid);
+      return Status::Ok();
+    case PgoutputType::kInsert:
+    case PgoutputType::kUpdate:
+    case PgoutputType::kDelete:
+      return HandleRow(lsn, batch);
+    case PgoutputType::kTruncate:
+      return HandleTruncate(lsn, batch);
+    case PgoutputType::kOrigin:
+    case PgoutputType::kMessage:
+      return Status::Ok();
+    default:
+      return Status::CorruptData(fmt::format(
+          "postgres: unexpected pgoutput message '{}' for proto_version 1",
+          static_cast<char>(message_.type)));
+  }
+}
+
+Result<PgType> PostgresSource::ResolveType(uint32_t oid) {
+  if (const PgType* builtin = BuiltinPgType(oid)) return *builtin;
+  if (auto it = custom_types_.find(oid); it != custom_types_.end()) return it->second;
+  ASSIGN_OR_RETURN(
+      TextRows rows,
+      catalog_->Query(fmt::format(
+          "SELECT t.typtype, t.typcategory, coalesce(e.typtype::text, ''), t.typelem, "
+          "n.nspname || '.' || t.typname FROM pg_type t "
+          "JOIN pg_namespace n ON n.oid = t.typnamespace "
+          "LEFT JOIN pg_type e ON e.oid = t.typelem WHERE t.oid = {}",
+          oid)));
+  PgType type;
+  type.oid = oid;
+  type.category = TypeCategory::kUnmapped;
+  if (!rows.empty()) {
+    type.name = rows[0][4];
+    if (rows[0][0] == "e") {
+      type.category = TypeCategory::kEnum;
+    } else if (rows[0][1] == "A" && rows[0][2] == "e") {
+      type.category = TypeCategory::kArray;
+      type.element = TypeCategory::kEnum;
+      type.element_oid = static_cast<uint32_t>(std::stoul(rows[0][3]));
+    }
+  } else {
+    type.name = fmt::format("oid:{}", oid);
+  }
+  custom_types_[oid] = type;
+  return type;
+}
+
+Status PostgresSource::HandleRelation() {
+  const RelationMessage& rel = message_.relation;
+  auto schema = std::make_shared<TableSchema>();
+  schema->connector = "postgresql";
+  schema->source = options_.name;
+  schema->database = database_;
+  schema->schema = rel.schema.empty() ? "pg_catalog" : std::string(rel.schema);
+  schema->table = std::string(rel.name);
+  Relation relation;
+  for (const RelationColumn& column : rel.columns) {
+    ASSIGN_OR_RETURN(PgType type, ResolveType(column.type_oid));
+    if (type.category == TypeCategory::kUnmapped && warned_types_.insert(type.oid).second) {
+      spdlog::warn("postgres: Type has no mapping yet, emitting its text form source={} "
+                   "table={}.{} column={} type={}",
+                   options_.name, schema->schema, schema->table, column.name, type.name);
+    }
+    schema->columns.push_back(ColumnSchema{.name = std::string(column.name),
+                                           .type_name = type.name,
+                                           .type_oid = column.type_oid,
+                                           .type_modifier = column.type_modifier,
+                                           .key = column.key()});
+    relation.types.push_back(std::move(type));
+  }
+  relation.schema = std::move(schema);
+  relations_[rel.relation_id] = std::move(relation);
+  return Status::Ok();
+}
+
+void PostgresSource::StartEvent(Event& event, uint64_t lsn, Batch& batch) {
+  event.meta = SourceMeta{.commit_ts_us = txn_commit_ts_us_,
+                          .commit_lsn = txn_commit_lsn_,
+                          .lsn = lsn,
+                          .txid = txn_xid_,
+                          .sequence = txn_sequence_};
+  uint32_t offset = static_cast<uint32_t>(batch.arena.size());
+  fmt::format_to(std::back_inserter(batch.arena), "{:016X}/{:016X}/{:08X}", txn_commit_lsn_, lsn,
+                 txn_sequence_);
+  event.position = Value{offset, static_cast<uint32_t>(batch.arena.size() - offset),
+                         ValueKind::kString};
+  ++txn_sequence_;
+}
+
+Status PostgresSource::AppendTuple(const Relation& relation,
+                                   const std::vector<TupleColumn>& tuple,
+                                   const std::vector<TupleColumn>* old_full_tuple, Batch& batch) {
+  if (tuple.size() != relation.types.size()) {
+    return Status::CorruptData(fmt::format(
+        "postgres: a row of {}.{} has {} columns, its Relation message said {}",
+        relation.schema->schema, relation.schema->table, tuple.size(), relation.types.size()));
+  }
+  for (size_t i = 0; i < tuple.size(); ++i) {
+    const TupleColumn* column = &tuple[i];
+    // REPLICA IDENTITY FULL still sends 'u' in the new tuple; the old tuple has the value.
+    if (column->kind == TupleColumnKind::kUnchangedToast && old_full_tuple != nullptr &&
+        (*old_full_tuple)[i].kind == TupleColumnKind::kText) {
+      column = &(*old_full_tuple)[i];
+    }
+    switch (column->kind) {
+      case TupleColumnKind::kNull:
+        batch.values.push_back(Value{0, 0, ValueKind::kNull});
+        break;
+      case TupleColumnKind::kUnchangedToast:
+        batch.values.push_back(Value{0, 0, ValueKind::kUnavailable});
+        break;
+      case TupleColumnKind::kText: {
+        Result<Value> value = AppendCanonical(relation.types[i], column->data, batch);
+        if (!value.ok()) {
+          return Status(value.status().code(),
+                        fmt::format("{} (table {}.{}, column {})", value.status().message(),
+                                    relation.schema->schema, relation.schema->table,
+                                    relation.schema->columns[i].name));
+        }
+        batch.values.push_back(*value);
+        break;
+      }
+      case TupleColumnKind::kBinary:
+        return Status::CorruptData("postgres: binary tuple data was not requested");
+    }
+  }
+  return Status::Ok();
+}
+
+Status PostgresSource::HandleRow(uint64_t lsn, Batch& batch) {
+  const RowChange& change = message_.change;
+  auto it = relations_.find(change.relation_id);
+  if (it == relations_.end()) {
+    return Status::CorruptData(fmt::format(
+        "postgres: row for relation {} arrived before its Relation message", change.relation_id));
+  }
+  const Relation& relation = it->second;
+  Event event;
+  event.table = batch.Retain(relation.schema);
+  StartEvent(event, lsn, batch);
+  const std::vector<TupleColumn>* old_full =
+      change.old_kind == OldTupleKind::kFull ? &change.old_tuple : nullptr;
+  if (change.old_kind != OldTupleKind::kNone) {
+    event.before = static_cast<uint32_t>(batch.values.size());
+    RETURN_IF_ERROR(AppendTuple(relation, change.old_tuple, nullptr, batch));
+  }
+  switch (message_.type) {
+    case PgoutputType::kInsert:
+      event.op = Op::kCreate;
+      break;
+    case PgoutputType::kUpdate:
+      event.op = Op::kUpdate;
+      break;
+    default:
+      event.op = Op::kDelete;
+      break;
+  }
+  if (event.op != Op::kDelete) {
+    event.after = static_cast<uint32_t>(batch.values.size());
+    RETURN_IF_ERROR(AppendTuple(relation, change.new_tuple, old_full, batch));
+  }
+  batch.events.push_back(event);
+  return Status::Ok();
+}
+
+Status PostgresSource::HandleTruncate(uint64_t lsn, Batch& batch) {
+  for (uint32_t relation_id : message_.truncate.relation_ids) {
+    auto it = relations_.find(relation_id);
+    if (it == relations_.end()) {
+      return Status::CorruptData(fmt::format(
+          "postgres: truncate of relation {} arrived before its Relation message", relation_id));
+    }
+    Event event;
+    event.op = Op::kTruncate;
+    event.table = batch.Retain(it->second.schema);
+    StartEvent(event, lsn, batch);
+    batch.events.push_back(event);
+  }
+  return Status::Ok();
+}
+
+Status PostgresSource::Acknowledge(const std::string& position) {
+  std::optional<uint64_t> lsn = ParseLsn(position);
+  if (!lsn) return Status::Fatal("postgres: acknowledged position is not an LSN: " + position);
+  if (*lsn <= flushed_lsn_ || !stream_) return Status::Ok();
+  flushed_lsn_ = *lsn;
+  return SendStatus(false);
+}
+
+void PostgresSource::Close() {
+  if (stream_) {
+    // Tell the server how far we got before leaving; best effort, the checkpoint is saved.
+    if (PQstatus(stream_->get()) == CONNECTION_OK) {
+      (void)SendStatus(false);
+      PQputCopyEnd(stream_->get(), nullptr);
+      PQflush(stream_->get());
+    }
+    stream_.reset();
+  }
+  catalog_.reset();
+  relations_.clear();
+  custom_types_.clear();
+}
+
+}  // namespace tributary::postgres

@@ -1,0 +1,86 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "agent/core/source.h"
+#include "connectors/postgres/pg_connection.h"
+#include "connectors/postgres/pg_type.h"
+#include "connectors/postgres/pgoutput_decoder.h"
+#include "connectors/postgres/replication_messages.h"
+
+namespace tributary::postgres {
+
+struct PostgresSourceOptions {
+  std::string name;
+  std::string dsn;
+  std::vector<std::string> tables;          // "schema.table" globs
+  std::vector<std::string> exclude_tables;  // likewise
+  std::string slot;
+  std::string publication;
+};
+
+// PostgreSQL logical replication with pgoutput (proto_version 1). The checkpoint is the
+// end LSN of the last durably delivered commit, in PostgreSQL's "X/Y" form.
+class PostgresSource : public Source {
+ public:
+  explicit PostgresSource(PostgresSourceOptions options);
+  ~PostgresSource() override;
+
+  Status Open(const std::optional<std::string>& checkpoint) override;
+  Status Poll(Batch& batch, size_t max_bytes, std::chrono::milliseconds timeout) override;
+  Status Acknowledge(const std::string& position) override;
+  void Close() override;
+
+ private:
+  struct Relation {
+    std::shared_ptr<const TableSchema> schema;
+    std::vector<PgType> types;  // one per column
+  };
+
+  using TableName = std::pair<std::string, std::string>;  // schema, table
+
+  Result<std::vector<TableName>> ResolveTables();
+  Status EnsurePublication(const std::vector<TableName>& tables);
+  Result<uint64_t> PrepareSlot(const std::optional<std::string>& checkpoint);
+  Status StartStreaming(uint64_t start_lsn);
+  Status SendStatus(bool reply_requested);
+  Status HandleCopyData(std::string_view bytes, Batch& batch, bool& commit_seen);
+  Status HandlePgoutput(uint64_t lsn, Batch& batch, bool& commit_seen);
+  Status HandleRelation();
+  Status HandleRow(uint64_t lsn, Batch& batch);
+  Status HandleTruncate(uint64_t lsn, Batch& batch);
+  Result<PgType> ResolveType(uint32_t oid);
+  Status AppendTuple(const Relation& relation, const std::vector<TupleColumn>& tuple,
+                     const std::vector<TupleColumn>* old_full_tuple, Batch& batch);
+  void StartEvent(Event& event, uint64_t lsn, Batch& batch);
+
+  PostgresSourceOptions options_;
+  std::optional<PgConnection> catalog_;
+  std::optional<PgConnection> stream_;
+  std::string database_;
+
+  PgoutputMessage message_;
+  CopyDataMessage copy_data_;
+  std::unordered_map<uint32_t, Relation> relations_;
+  std::unordered_map<uint32_t, PgType> custom_types_;
+  std::unordered_set<uint32_t> warned_types_;
+
+  // The transaction being decoded.
+  uint64_t txn_commit_lsn_ = 0;
+  int64_t txn_commit_ts_us_ = 0;
+  uint32_t txn_xid_ = 0;
+  uint32_t txn_sequence_ = 0;
+
+  uint64_t received_lsn_ = 0;  // furthest WAL position seen
+  uint64_t flushed_lsn_ = 0;   // end of the last durably checkpointed commit
+  std::chrono::steady_clock::time_point last_status_{};
+};
+
+}  // namespace tributary::postgres

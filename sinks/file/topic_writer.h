@@ -1,0 +1,84 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "agent/core/envelope_writer.h"
+#include "agent/core/event.h"
+#include "agent/core/status.h"
+
+namespace tributary {
+
+// One topic directory of the file sink (DESIGN.md §6): numbered segments, one envelope per
+// line, the open one hidden as .N.jsonl.inprogress, and _watermark.json saying which prefix
+// of which segment is durable and the position of its last event.
+//
+// Durability order: segment data is fsynced before the watermark that covers it is written,
+// and a segment is renamed to its completed name only once the watermark covers all of it,
+// so a completed segment never shrinks on recovery.
+class TopicWriter {
+ public:
+  TopicWriter(std::string name, std::filesystem::path dir, uint64_t rotate_bytes);
+  ~TopicWriter();
+  TopicWriter(const TopicWriter&) = delete;
+  TopicWriter& operator=(const TopicWriter&) = delete;
+
+  // Creates the directory, or brings it back to its watermark after a crash: the watermark's
+  // segment is truncated to the durable offset and later in-progress segments are deleted.
+  // Locks the directory: a second writer (another sink, another agent) is an error.
+  Status Recover();
+
+  // Buffers the event's envelope line, unless its position is at or below the last one this
+  // topic took, including the recovered watermark's: a replay of what the topic already holds.
+  // Rotates first when the line would take a non-empty segment past rotate_bytes.
+  Status Append(EnvelopeWriter& writer, const Batch& batch, const Event& event, int64_t now_us);
+
+  // Writes the buffer, fsyncs the segment and saves the watermark, if anything was appended
+  // since the last call.
+  Status Sync();
+
+  // Closes the segment file and unlocks the directory; buffered lines are dropped (they were
+  // never acked).
+  void Close();
+
+ private:
+  std::filesystem::path InProgressPath(uint64_t segment) const;
+  std::filesystem::path CompletedPath(uint64_t segment) const;
+  std::filesystem::path WatermarkPath() const;
+
+  struct SegmentFiles {
+    std::vector<uint64_t> completed;
+    std::vector<uint64_t> in_progress;
+  };
+  Status Lock();
+  Result<SegmentFiles> ListSegments() const;
+  Status RecoverFromWatermark(const std::string& text, const SegmentFiles& files);
+  Status RecoverWithoutWatermark(const SegmentFiles& files);
+  Status RemoveInProgress(uint64_t segment);
+  Status Corrupt(const std::string& problem) const;
+
+  // Writes buffer_[0, length) to the segment and drops it from the buffer.
+  Status WriteBuffered(size_t length);
+  Status SaveWatermark();
+  // Completes the open segment with the first `length` buffered bytes; the rest of the
+  // buffer starts the next segment.
+  Status Rotate(size_t length);
+
+  std::string name_;
+  std::filesystem::path dir_;
+  uint64_t rotate_bytes_;
+
+  int dir_fd_ = -1;  // holds the directory's lock
+  uint64_t segment_ = 1;
+  int fd_ = -1;              // the open segment, opened on its first write
+  uint64_t file_bytes_ = 0;  // bytes of the open segment written to its file
+  std::string buffer_;       // lines not yet written to the file
+  // Of the last line appended, or the recovered watermark's.
+  std::string last_position_;
+  uint64_t skipped_ = 0;  // replayed events skipped since the last one appended
+  bool dirty_ = false;    // appended since the last watermark
+};
+
+}  // namespace tributary

@@ -1,0 +1,261 @@
+#define BOOST_TEST_MODULE pg_stream_test
+#include <signal.h>
+
+#include <boost/test/unit_test.hpp>
+#include <fstream>
+
+#include "tests/support/agent_config.h"
+#include "tests/support/agent_process.h"
+#include "tests/support/file_events.h"
+#include "tests/support/pg_server.h"
+
+namespace tributary::testing {
+namespace {
+
+using nlohmann::json;
+using std::chrono::seconds;
+
+// One PostgreSQL for the whole file; each test uses its own database.
+struct ServerFixture {
+  ServerFixture() { server = PgServer::Start(); }
+  ~ServerFixture() { server.reset(); }
+  static inline std::unique_ptr<PgServer> server;
+};
+BOOST_TEST_GLOBAL_FIXTURE(ServerFixture);
+
+PgServer& Pg() { return *ServerFixture::server; }
+
+void WaitForSlotActive(AgentProcess& agent, const std::string& slot) {
+  bool active = WaitFor(
+      [&] {
+        return Pg().QueryValue("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '" +
+                               slot + "' AND active") == "1";
+      },
+      seconds(30));
+  BOOST_REQUIRE_MESSAGE(active, "agent did not start streaming:\n" + agent.Log());
+}
+
+std::vector<json> WaitForEvents(const std::filesystem::path& topic, size_t count,
+                                AgentProcess& agent) {
+  std::vector<json> events;
+  bool done = WaitFor(
+      [&] {
+        events = ReadTopicEvents(topic);
+        return events.size() >= count;
+      },
+      seconds(30));
+  BOOST_REQUIRE_MESSAGE(done, "expected " << count << " events, got " << events.size() << "\n"
+                                          << agent.Log());
+  return events;
+}
+
+std::string Checkpoint(const std::filesystem::path& dir, const std::string& source) {
+  return json::parse(ReadFile(dir / "state" / source / "checkpoint.json"))["position"];
+}
+
+BOOST_AUTO_TEST_CASE(inserts_updates_deletes_and_truncate_become_events) {
+  TempDir dir;
+  Pg().Exec("CREATE DATABASE crud");
+  Pg().Exec(
+      "CREATE TABLE items (id int PRIMARY KEY, name text, qty int);"
+      "CREATE TABLE not_captured (id int PRIMARY KEY)",
+      "crud");
+  auto config = WritePgFileConfig(dir.path(), Pg(), "crud", "shop", "[public.items]");
+  AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent.log");
+  WaitForSlotActive(agent, "tributary_shop");
+
+  Pg().Exec(
+      "INSERT INTO items VALUES (1, 'apple', 3), (2, 'pear', NULL);"
+      "INSERT INTO not_captured VALUES (1);"
+      "BEGIN; INSERT INTO items VALUES (3, 'fig', 7); UPDATE items SET qty = 4 WHERE id = 1; "
+      "COMMIT;"
+      "UPDATE items SET id = 20 WHERE id = 2;"
+      "DELETE FROM items WHERE id = 3;"
+      "TRUNCATE items;",
+      "crud");
+  auto topic = TopicDir(dir.path(), "shop.public.items");
+  auto events = WaitForEvents(topic, 7, agent);
+  BOOST_TEST(events.size() == 7u);
+  std::string ops;
+  for (const auto& e : events) ops += e["op"].get<std::string>();
+  BOOST_TEST(ops == "ccc" "uud" "t");
+  BOOST_TEST(FirstOutOfOrder(events) == -1);
+
+  const json& insert = events[0];
+  BOOST_TEST(insert["before"].is_null());
+  BOOST_TEST(insert["after"] == json::parse(R"({"id":1,"name":"apple","qty":3})"));
+  BOOST_TEST(events[1]["after"]["qty"].is_null());
+  const json& source = insert["source"];
+  BOOST_TEST(source["connector"] == "postgresql");
+  BOOST_TEST(source["name"] == "shop");
+  BOOST_TEST(source["db"] == "crud");
+  BOOST_TEST(source["schema"] == "public");
+  BOOST_TEST(source["table"] == "items");
+  BOOST_TEST(source["snapshot"] == "false");
+  BOOST_TEST(source["schema_version"] == 1);
+  BOOST_TEST(source["txId"].get<int64_t>() > 0);
+  BOOST_TEST(source["lsn"].get<int64_t>() > 0);
+  BOOST_TEST(source["ts_ms"].get<int64_t>() > 1700000000000);
+  BOOST_TEST(insert["ts_ms"].get<int64_t>() >= source["ts_ms"].get<int64_t>());
+  BOOST_TEST(insert.contains("transaction"));
+  // Both rows of the first statement belong to one transaction.
+  BOOST_TEST(events[0]["source"]["txId"] == events[1]["source"]["txId"]);
+
+  // UPDATE that keeps the key: no old image under REPLICA IDENTITY DEFAULT.
+  BOOST_TEST(events[3]["before"].is_null());
+  BOOST_TEST(events[3]["after"]["qty"] == 4);
+  // UPDATE of the key: the old key comes as `before`, non-key columns null.
+  BOOST_TEST(events[4]["before"]["id"] == 2);
+  BOOST_TEST(events[4]["after"]["id"] == 20);
+  BOOST_TEST(events[5]["before"]["id"] == 3);
+  BOOST_TEST(events[5]["after"].is_null());
+  BOOST_TEST(events[6]["before"].is_null());
+  BOOST_TEST(events[6]["after"].is_null());
+  BOOST_TEST(!std::filesystem::exists(TopicDir(dir.path(), "shop.public.not_captured")));
+
+  agent.Signal(SIGTERM);
+  auto code = agent.Wait(seconds(15));
+  BOOST_REQUIRE_MESSAGE(code.has_value(), "agent did not stop on SIGTERM");
+  BOOST_TEST(*code == 0, agent.Log());
+  // The checkpoint is durable and the slot was told exactly that much, no more.
+  std::string checkpoint = Checkpoint(dir.path(), "shop");
+  BOOST_TEST(Pg().QueryValue("SELECT confirmed_flush_lsn FROM pg_replication_slots "
+                             "WHERE slot_name = 'tributary_shop'") == checkpoint);
+  BOOST_TEST(agent.Log().find("apple") == std::string::npos, "row values must not be logged");
+
+  // A restart delivers nothing twice and picks up what changed while it was down.
+  Pg().Exec("INSERT INTO items VALUES (5, 'kiwi', 1)", "crud");
+  AgentProcess again({"run", "--config", config.string()}, dir.path() / "agent2.log");
+  events = WaitForEvents(topic, 8, again);
+  again.Signal(SIGTERM);
+  BOOST_TEST(again.Wait(seconds(15)).value_or(-1) == 0);
+  events = ReadTopicEvents(topic);
+  BOOST_TEST(events.size() == 8u);
+  BOOST_TEST(events.back()["after"]["name"] == "kiwi");
+}
+
+BOOST_AUTO_TEST_CASE(every_mapped_type_round_trips) {
+  TempDir dir;
+  Pg().Exec("CREATE DATABASE types");
+  Pg().Exec(
+      "CREATE TYPE mood AS ENUM ('sad', 'happy');"
+      "CREATE TABLE t (id int PRIMARY KEY, b bool, i2 int2, i4 int4, i8 int8, f4 float4, "
+      "f8 float8, n numeric(20,6), nu numeric, tx text, vc varchar(10), ch char(3), "
+      "by bytea, d date, tm time, ts timestamp, tz timestamptz, u uuid, j json, jb jsonb, "
+      "ai int4[], at text[], m mood, am mood[], big text, ip inet);"
+      // Stored out of line uncompressed, so an update elsewhere sends it as unchanged TOAST.
+      "ALTER TABLE t ALTER big SET STORAGE EXTERNAL",
+      "types");
+  auto config = WritePgFileConfig(dir.path(), Pg(), "types", "ty", "[\"public.*\"]");
+  AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent.log");
+  WaitForSlotActive(agent, "tributary_ty");
+  Pg().Exec(
+      "INSERT INTO t VALUES (1, true, -32768, 2147483647, 9223372036854775807, 1.5, "
+      "0.1, 12345678901234.123456, 'NaN', 'quote \" and \\ and \n newline', 'héllo', 'ab', "
+      "'\\x00ff10', '2024-02-29', '13:45:01.5', '2024-02-29 13:45:01.123456', "
+      "'2024-02-29 13:45:01.5+02', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', "
+      "'{\"a\": [1, 2]}', '{\"b\": null}', '{1,NULL,3}', '{\"x y\",z}', 'happy', "
+      "'{sad,happy}', repeat(md5('x'), 400), '10.0.0.1');"
+      "INSERT INTO t (id) VALUES (2);"
+      "UPDATE t SET i4 = 5 WHERE id = 1;",
+      "types");
+  auto events = WaitForEvents(TopicDir(dir.path(), "ty.public.t"), 3, agent);
+  const json& a = events[0]["after"];
+  BOOST_TEST(a["b"] == true);
+  BOOST_TEST(a["i2"] == -32768);
+  BOOST_TEST(a["i4"] == 2147483647);
+  BOOST_TEST(a["i8"].dump() == "9223372036854775807");
+  BOOST_TEST(a["f4"] == 1.5);
+  BOOST_TEST(a["f8"].dump() == "0.1");
+  BOOST_TEST(a["n"] == "12345678901234.123456");
+  BOOST_TEST(a["nu"] == "NaN");
+  BOOST_TEST(a["tx"] == "quote \" and \\ and \n newline");
+  BOOST_TEST(a["vc"] == "héllo");
+  BOOST_TEST(a["ch"] == "ab ");
+  BOOST_TEST(a["by"] == "AP8Q");
+  BOOST_TEST(a["d"] == "2024-02-29");
+  BOOST_TEST(a["tm"] == "13:45:01.500000");
+  BOOST_TEST(a["ts"] == "2024-02-29T13:45:01.123456");
+  BOOST_TEST(a["tz"] == "2024-02-29T11:45:01.500000Z");
+  BOOST_TEST(a["u"] == "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+  BOOST_TEST(a["j"] == json::parse(R"({"a": [1, 2]})"));
+  BOOST_TEST(a["jb"] == json::parse(R"({"b": null})"));
+  BOOST_TEST(a["ai"] == json::parse("[1,null,3]"));
+  BOOST_TEST(a["at"] == json::parse(R"(["x y","z"])"));
+  BOOST_TEST(a["m"] == "happy");
+  BOOST_TEST(a["am"] == json::parse(R"(["sad","happy"])"));
+  BOOST_TEST(a["big"].get<std::string>().size() == 12800u);
+  BOOST_TEST(a["ip"] == "10.0.0.1");  // no mapping yet: its text form, never dropped
+
+  const json& nulls = events[1]["after"];
+  for (const auto& [column, value] : nulls.items()) {
+    if (column != "id") BOOST_TEST(value.is_null(), column);
+  }
+  // The update did not touch the TOASTed column: marked as unavailable, never null.
+  BOOST_TEST(events[2]["after"]["big"] == "__debezium_unavailable_value");
+  BOOST_TEST(events[2]["after"]["i4"] == 5);
+  agent.Signal(SIGTERM);
+  BOOST_TEST(agent.Wait(seconds(15)).value_or(-1) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(slot_ahead_of_checkpoint_or_gone_stops_with_65) {
+  TempDir dir;
+  Pg().Exec("CREATE DATABASE ahead");
+  Pg().Exec("CREATE TABLE a (id int PRIMARY KEY)", "ahead");
+  auto config = WritePgFileConfig(dir.path(), Pg(), "ahead", "ah", "[public.a]");
+  {
+    AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent.log");
+    WaitForSlotActive(agent, "tributary_ah");
+    Pg().Exec("INSERT INTO a VALUES (1)", "ahead");
+    WaitForEvents(TopicDir(dir.path(), "ah.public.a"), 1, agent);
+    agent.Signal(SIGTERM);
+    BOOST_REQUIRE(agent.Wait(seconds(15)).value_or(-1) == 0);
+    BOOST_REQUIRE_MESSAGE(std::filesystem::exists(dir.path() / "state/ah/checkpoint.json"),
+                          agent.Log());
+  }
+  // Someone else consumes the slot past our checkpoint while the agent is down.
+  // (The test server commits asynchronously; the slot advances only over flushed WAL.)
+  Pg().Exec("SET synchronous_commit = on; INSERT INTO a VALUES (2)", "ahead");
+  Pg().Exec("SELECT pg_replication_slot_advance('tributary_ah', pg_current_wal_lsn())", "ahead");
+  BOOST_REQUIRE(Pg().QueryValue("SELECT confirmed_flush_lsn FROM pg_replication_slots "
+                                "WHERE slot_name = 'tributary_ah'") != Checkpoint(dir.path(), "ah"));
+  int code = RunAgent({"run", "--config", config.string()}, dir.path() / "ahead.log");
+  BOOST_TEST(code == 65);
+  std::string log = ReadFile(dir.path() / "ahead.log");
+  BOOST_TEST(log.find("ahead of the checkpoint") != std::string::npos, log);
+  BOOST_TEST(ReadTopicEvents(TopicDir(dir.path(), "ah.public.a")).size() == 1u);
+
+  Pg().Exec("SELECT pg_drop_replication_slot('tributary_ah')", "ahead");
+  code = RunAgent({"run", "--config", config.string()}, dir.path() / "gone.log");
+  BOOST_TEST(code == 65);
+  log = ReadFile(dir.path() / "gone.log");
+  BOOST_TEST(log.find("is gone") != std::string::npos, log);
+}
+
+BOOST_AUTO_TEST_CASE(bad_config_exits_78_naming_the_problem) {
+  TempDir dir;
+  std::filesystem::path config = dir.path() / "bad.yaml";
+  std::ofstream(config) << "state_dir: /tmp/x\nsources:\n  - name: s\n    type: postgres\n"
+                           "    dsn: \"host=h password=${file:/nonexistent/pw}\"\n"
+                           "    tables: [public.t]\n    sinks: [nope]\n";
+  int code = RunAgent({"validate", "--config", config.string()}, dir.path() / "v.log");
+  BOOST_TEST(code == 78);
+  std::string log = ReadFile(dir.path() / "v.log");
+  BOOST_TEST(log.find("sources[0].sinks[0]") != std::string::npos, log);
+  BOOST_TEST(log.find("/nonexistent/pw") != std::string::npos, log);
+
+  std::ofstream(config, std::ios::trunc)
+      << "state_dir: /tmp/x\nsources:\n  - name: s\n    type: postgres\n    dsn: \"host=h\"\n"
+         "    tables: [public.t]\n    sinks: [f]\nsinks:\n  - name: f\n    type: file\n"
+         "    path: /tmp/y\n";
+  code = RunAgent({"run", "--config", config.string()}, dir.path() / "r.log");
+  BOOST_TEST(code == 78);
+  log = ReadFile(dir.path() / "r.log");
+  BOOST_TEST(log.find("sources[0].snapshot") != std::string::npos, log);
+
+  BOOST_TEST(RunAgent({"run"}, dir.path() / "u.log") == 64);
+  BOOST_TEST(RunAgent({"version"}, dir.path() / "ver.log") == 0);
+}
+
+}  // namespace
+}  // namespace tributary::testing

@@ -1,0 +1,20 @@
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "tests/support/pg_server.h"
+
+namespace tributary::testing {
+
+// Writes a config for one postgres source named `source` (snapshot: never) feeding one file
+// sink, and returns its path. `extra_source_yaml` is appended to the source's mapping.
+std::filesystem::path WritePgFileConfig(const std::filesystem::path& dir, const PgServer& pg,
+                                        const std::string& dbname, const std::string& source,
+                                        const std::string& tables_yaml,
+                                        const std::string& extra_source_yaml = "");
+
+// The directory of a topic written by that config.
+std::filesystem::path TopicDir(const std::filesystem::path& dir, const std::string& topic);
+
+}  // namespace tributary::testing

@@ -1,0 +1,76 @@
+#include "tests/support/file_events.h"
+
+#include <algorithm>
+#include <fstream>
+#include <stdexcept>
+
+namespace tributary::testing {
+
+namespace {
+
+std::string KeyText(const nlohmann::json& value) {
+  return value.is_string() ? value.get<std::string>() : value.dump();
+}
+
+}  // namespace
+
+std::vector<nlohmann::json> ReadTopicEvents(const std::filesystem::path& topic_dir) {
+  std::vector<std::pair<std::string, std::filesystem::path>> segments;
+  if (!std::filesystem::exists(topic_dir)) return {};
+  for (const auto& entry : std::filesystem::directory_iterator(topic_dir)) {
+    std::string name = entry.path().filename().string();
+    if (name.ends_with(".jsonl")) {
+      segments.emplace_back(name, entry.path());
+    } else if (name.ends_with(".jsonl.inprogress")) {
+      segments.emplace_back(name.substr(1), entry.path());  // sorts with its number
+    }
+  }
+  std::sort(segments.begin(), segments.end());
+  std::vector<nlohmann::json> events;
+  for (const auto& [name, path] : segments) {
+    std::ifstream in(path, std::ios::binary);
+    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    size_t start = 0;
+    while (true) {
+      size_t end = content.find('\n', start);
+      if (end == std::string::npos) break;  // a torn last line of an open segment
+      events.push_back(nlohmann::json::parse(content.substr(start, end - start)));
+      start = end + 1;
+    }
+  }
+  return events;
+}
+
+std::map<std::string, nlohmann::json> ReplayEvents(const std::vector<nlohmann::json>& events,
+                                                   const std::string& key_column) {
+  std::map<std::string, nlohmann::json> rows;
+  for (const auto& event : events) {
+    std::string op = event.at("op");
+    if (op == "t") {
+      rows.clear();
+    } else if (op == "d") {
+      rows.erase(KeyText(event.at("before").at(key_column)));
+    } else if (op == "c" || op == "u" || op == "r") {
+      const auto& after = event.at("after");
+      if (op == "u" && !event.at("before").is_null()) {
+        rows.erase(KeyText(event.at("before").at(key_column)));
+      }
+      rows[KeyText(after.at(key_column))] = after;
+    } else {
+      throw std::runtime_error("unexpected op " + op);
+    }
+  }
+  return rows;
+}
+
+long FirstOutOfOrder(const std::vector<nlohmann::json>& events) {
+  for (size_t i = 1; i < events.size(); ++i) {
+    if (!(events[i - 1]["source"]["position"].get<std::string>() <
+          events[i]["source"]["position"].get<std::string>())) {
+      return static_cast<long>(i);
+    }
+  }
+  return -1;
+}
+
+}  // namespace tributary::testing

@@ -1,0 +1,300 @@
+#define BOOST_TEST_MODULE envelope_writer_test
+#include "agent/core/envelope_writer.h"
+
+#include <boost/test/unit_test.hpp>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "agent/core/event.h"
+
+namespace tributary {
+namespace {
+
+using nlohmann::json;
+using nlohmann::ordered_json;
+
+constexpr int64_t kNowUs = 1706708700123456;
+constexpr int64_t kCommitUs = 1706708700000789;
+
+std::shared_ptr<TableSchema> Customers() {
+  auto schema = std::make_shared<TableSchema>();
+  schema->connector = "postgresql";
+  schema->source = "shop";
+  schema->database = "shopdb";
+  schema->schema = "public";
+  schema->table = "customers";
+  schema->columns = {{"id", "int4", 23, -1, true},
+                     {"name", "text", 25, -1, false},
+                     {"doc", "jsonb", 3802, -1, false}};
+  schema->version = 3;
+  return schema;
+}
+
+struct Row {
+  Value id;
+  Value name;
+  Value doc;
+};
+
+uint32_t AddRow(Batch& batch, const Row& row) {
+  const auto first = static_cast<uint32_t>(batch.values.size());
+  batch.values.push_back(row.id);
+  batch.values.push_back(row.name);
+  batch.values.push_back(row.doc);
+  return first;
+}
+
+Event MakeEvent(Batch& batch, const std::shared_ptr<TableSchema>& schema, Op op) {
+  Event event;
+  event.op = op;
+  event.table = batch.Retain(schema);
+  event.meta.commit_ts_us = kCommitUs;
+  event.meta.commit_lsn = 23803720;
+  event.meta.lsn = 23803584;
+  event.meta.txid = 771;
+  event.meta.sequence = 0;
+  event.position = batch.AddValue(ValueKind::kString, "00000000016B3748/00000000016B36C0/00000000");
+  return event;
+}
+
+std::string WriteLine(const Batch& batch, const Event& event) {
+  EnvelopeWriter writer;
+  std::string line;
+  writer.Write(batch, event, kNowUs, line);
+  BOOST_REQUIRE(line.find('\n') == std::string::npos);
+  return line;
+}
+
+std::string WriteKeyText(const Batch& batch, const Event& event) {
+  EnvelopeWriter writer;
+  std::string key;
+  writer.WriteKey(batch, event, key);
+  return key;
+}
+
+BOOST_AUTO_TEST_CASE(insert_envelope_is_exactly_debezium_shaped) {
+  Batch batch;
+  auto schema = Customers();
+  Event event = MakeEvent(batch, schema, Op::kCreate);
+  event.after = AddRow(
+      batch, {batch.AddValue(ValueKind::kRaw, "1"), batch.AddValue(ValueKind::kString, "Ann"),
+              batch.AddValue(ValueKind::kRaw, "{\"a\": [1, 2]}")});
+  const std::string line = WriteLine(batch, event);
+  const std::string expected =
+      R"({"before":null,"after":{"id":1,"name":"Ann","doc":{"a": [1, 2]}},)"
+      R"("source":{"version":")" TRIBUTARY_VERSION
+      R"(","connector":"postgresql","name":"shop","ts_ms":1706708700000,)"
+      R"("ts_us":1706708700000789,"snapshot":"false","db":"shopdb",)"
+      R"("sequence":"[\"23803720\",\"23803584\"]","schema":"public","table":"customers",)"
+      R"("txId":771,"lsn":23803584,"xmin":null,"schema_version":3,)"
+      R"("position":"00000000016B3748/00000000016B36C0/00000000"},)"
+      R"("op":"c","ts_ms":1706708700123,"ts_us":1706708700123456,"transaction":null})";
+  BOOST_TEST(line == expected);
+
+  // Field order is part of the contract: check it independently of the golden text.
+  const ordered_json parsed = ordered_json::parse(line);
+  std::vector<std::string> keys;
+  for (const auto& item : parsed.items()) keys.push_back(item.key());
+  BOOST_TEST(keys == (std::vector<std::string>{"before", "after", "source", "op", "ts_ms", "ts_us",
+                                               "transaction"}),
+             boost::test_tools::per_element());
+  std::vector<std::string> source_keys;
+  for (const auto& item : parsed["source"].items()) source_keys.push_back(item.key());
+  BOOST_TEST(source_keys ==
+                 (std::vector<std::string>{"version", "connector", "name", "ts_ms", "ts_us",
+                                           "snapshot", "db", "sequence", "schema", "table", "txId",
+                                           "lsn", "xmin", "schema_version", "position"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(json::parse(parsed["source"]["sequence"].get<std::string>()) ==
+             json::parse(R"(["23803720","23803584"])"));
+}
+
+BOOST_AUTO_TEST_CASE(update_and_delete_carry_their_images) {
+  Batch batch;
+  auto schema = Customers();
+  Event update = MakeEvent(batch, schema, Op::kUpdate);
+  update.before = AddRow(
+      batch, {batch.AddValue(ValueKind::kRaw, "1"), batch.AddValue(ValueKind::kString, "Ann"),
+              batch.AddValue(ValueKind::kNull, "")});
+  update.after = AddRow(
+      batch, {batch.AddValue(ValueKind::kRaw, "1"), batch.AddValue(ValueKind::kString, "Bea"),
+              batch.AddValue(ValueKind::kUnavailable, "")});
+  const json u = json::parse(WriteLine(batch, update));
+  BOOST_TEST(u["op"] == "u");
+  BOOST_TEST(u["before"] == json::parse(R"({"id":1,"name":"Ann","doc":null})"));
+  BOOST_TEST(u["after"] ==
+             json::parse(R"({"id":1,"name":"Bea","doc":"__debezium_unavailable_value"})"));
+
+  Event del = MakeEvent(batch, schema, Op::kDelete);
+  del.before =
+      AddRow(batch, {batch.AddValue(ValueKind::kRaw, "1"), batch.AddValue(ValueKind::kNull, ""),
+                     batch.AddValue(ValueKind::kNull, "")});
+  const json d = json::parse(WriteLine(batch, del));
+  BOOST_TEST(d["op"] == "d");
+  BOOST_TEST(d["before"] == json::parse(R"({"id":1,"name":null,"doc":null})"));
+  BOOST_TEST(d["after"].is_null());
+}
+
+BOOST_AUTO_TEST_CASE(truncate_has_no_images) {
+  Batch batch;
+  auto schema = Customers();
+  Event event = MakeEvent(batch, schema, Op::kTruncate);
+  event.after =
+      AddRow(batch, {batch.AddValue(ValueKind::kRaw, "1"), batch.AddValue(ValueKind::kString, "x"),
+                     batch.AddValue(ValueKind::kNull, "")});
+  const json t = json::parse(WriteLine(batch, event));
+  BOOST_TEST(t["op"] == "t");
+  BOOST_TEST(t["before"].is_null());
+  BOOST_TEST(t["after"].is_null());
+  BOOST_TEST(t["source"]["table"] == "customers");
+  BOOST_TEST(WriteKeyText(batch, event) == "null");
+}
+
+BOOST_AUTO_TEST_CASE(snapshot_reads_say_so_and_missing_lsns_are_null) {
+  Batch batch;
+  auto schema = Customers();
+  Event event = MakeEvent(batch, schema, Op::kRead);
+  event.meta.commit_lsn = 0;
+  event.meta.lsn = 0;
+  event.meta.txid = 0;
+  event.after =
+      AddRow(batch, {batch.AddValue(ValueKind::kRaw, "2"), batch.AddValue(ValueKind::kString, "y"),
+                     batch.AddValue(ValueKind::kNull, "")});
+  const json r = json::parse(WriteLine(batch, event));
+  BOOST_TEST(r["op"] == "r");
+  BOOST_TEST(r["source"]["snapshot"] == "true");
+  BOOST_TEST(r["source"]["sequence"] == "[null,null]");
+  BOOST_TEST(r["source"]["lsn"].is_null());
+  BOOST_TEST(r["source"]["txId"].is_null());
+}
+
+BOOST_AUTO_TEST_CASE(strings_stay_valid_json_on_one_line) {
+  const std::vector<std::string> texts = {
+      "say \"hi\"",
+      "back\\slash",
+      "line\nbreak\r\n",
+      std::string("nul\0byte", 8),
+      "\x01\x02\x1f\x7f",
+      "tab\there",
+      "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80",
+      "\xe2\x80\xa8 line separator",
+      "</script>",
+  };
+  auto schema = Customers();
+  for (const std::string& text : texts) {
+    Batch batch;
+    Event event = MakeEvent(batch, schema, Op::kCreate);
+    event.after = AddRow(
+        batch, {batch.AddValue(ValueKind::kRaw, "1"), batch.AddValue(ValueKind::kString, text),
+                batch.AddValue(ValueKind::kNull, "")});
+    const std::string line = WriteLine(batch, event);
+    BOOST_TEST(line.find('\r') == std::string::npos);
+    BOOST_TEST(json::parse(line)["after"]["name"].get<std::string>() == text);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(json_strings_escape_only_what_json_requires) {
+  static constexpr char kText[] = "a\"b\\c\nd\re\tf\bg\fh\x01i\x1fj\x7fk\0l";
+  std::string out = "x";
+  AppendJsonString(std::string_view(kText, sizeof(kText) - 1), out);
+  BOOST_TEST(out == "x\"a\\\"b\\\\c\\nd\\re\\tf\\bg\\fh\\u0001i\\u001fj\x7fk\\u0000l\"");
+  out.clear();
+  AppendJsonString("\xc3\xa9/\xf0\x9f\x98\x80", out);
+  BOOST_TEST(out == "\"\xc3\xa9/\xf0\x9f\x98\x80\"");
+  out.clear();
+  AppendJsonString("", out);
+  BOOST_TEST(out == "\"\"");
+}
+
+BOOST_AUTO_TEST_CASE(column_names_are_escaped) {
+  Batch batch;
+  auto schema = Customers();
+  schema->columns[1].name = "we\"ird\nname";
+  Event event = MakeEvent(batch, schema, Op::kCreate);
+  event.after =
+      AddRow(batch, {batch.AddValue(ValueKind::kRaw, "1"), batch.AddValue(ValueKind::kString, "v"),
+                     batch.AddValue(ValueKind::kNull, "")});
+  BOOST_TEST(json::parse(WriteLine(batch, event))["after"]["we\"ird\nname"] == "v");
+}
+
+BOOST_AUTO_TEST_CASE(keys_are_the_key_columns) {
+  Batch batch;
+  auto schema = Customers();
+  Event insert = MakeEvent(batch, schema, Op::kCreate);
+  insert.after = AddRow(
+      batch, {batch.AddValue(ValueKind::kRaw, "1"), batch.AddValue(ValueKind::kString, "Ann"),
+              batch.AddValue(ValueKind::kNull, "")});
+  BOOST_TEST(WriteKeyText(batch, insert) == R"({"id":1})");
+
+  Event del = MakeEvent(batch, schema, Op::kDelete);
+  del.before =
+      AddRow(batch, {batch.AddValue(ValueKind::kRaw, "9"), batch.AddValue(ValueKind::kNull, ""),
+                     batch.AddValue(ValueKind::kNull, "")});
+  BOOST_TEST(WriteKeyText(batch, del) == R"({"id":9})");
+
+  auto composite = Customers();
+  composite->columns[1].key = true;
+  Event both = MakeEvent(batch, composite, Op::kUpdate);
+  both.after = AddRow(
+      batch, {batch.AddValue(ValueKind::kRaw, "2"), batch.AddValue(ValueKind::kString, "k\"2"),
+              batch.AddValue(ValueKind::kRaw, "{}")});
+  BOOST_TEST(WriteKeyText(batch, both) == R"({"id":2,"name":"k\"2"})");
+
+  auto keyless = Customers();
+  keyless->columns[0].key = false;
+  Event none = MakeEvent(batch, keyless, Op::kCreate);
+  none.after = insert.after;
+  BOOST_TEST(WriteKeyText(batch, none) == "null");
+}
+
+BOOST_AUTO_TEST_CASE(writer_is_reusable_and_appends) {
+  Batch batch;
+  auto schema = Customers();
+  Event first = MakeEvent(batch, schema, Op::kCreate);
+  first.after =
+      AddRow(batch, {batch.AddValue(ValueKind::kRaw, "1"), batch.AddValue(ValueKind::kString, "a"),
+                     batch.AddValue(ValueKind::kNull, "")});
+  Event second = MakeEvent(batch, schema, Op::kCreate);
+  second.after =
+      AddRow(batch, {batch.AddValue(ValueKind::kRaw, "2"), batch.AddValue(ValueKind::kString, "b"),
+                     batch.AddValue(ValueKind::kNull, "")});
+  EnvelopeWriter writer;
+  std::string out = "head|";
+  writer.Write(batch, first, kNowUs, out);
+  out.push_back('\n');
+  writer.WriteKey(batch, second, out);
+  out.push_back('\n');
+  writer.Write(batch, second, kNowUs, out);
+  BOOST_REQUIRE(out.rfind("head|", 0) == 0);
+  const std::string body = out.substr(5);
+  const size_t first_newline = body.find('\n');
+  const size_t second_newline = body.find('\n', first_newline + 1);
+  BOOST_REQUIRE(second_newline != std::string::npos);
+  BOOST_TEST(json::parse(body.substr(0, first_newline))["after"]["id"] == 1);
+  BOOST_TEST(body.substr(first_newline + 1, second_newline - first_newline - 1) == R"({"id":2})");
+  BOOST_TEST(json::parse(body.substr(second_newline + 1))["after"]["id"] == 2);
+}
+
+BOOST_AUTO_TEST_CASE(other_connectors_get_common_source_fields) {
+  Batch batch;
+  auto schema = Customers();
+  schema->connector = "mysql";
+  schema->schema.clear();
+  Event event = MakeEvent(batch, schema, Op::kCreate);
+  event.after =
+      AddRow(batch, {batch.AddValue(ValueKind::kRaw, "1"), batch.AddValue(ValueKind::kString, "a"),
+                     batch.AddValue(ValueKind::kNull, "")});
+  const json source = json::parse(WriteLine(batch, event))["source"];
+  BOOST_TEST(source["connector"] == "mysql");
+  BOOST_TEST(source["db"] == "shopdb");
+  BOOST_TEST(source["table"] == "customers");
+  BOOST_TEST(source["schema_version"] == 3);
+  BOOST_TEST(!source.contains("lsn"));
+  BOOST_TEST(!source.contains("sequence"));
+}
+
+}  // namespace
+}  // namespace tributary

@@ -1,0 +1,373 @@
+#define BOOST_TEST_MODULE file_sink_test
+#include "sinks/file/file_sink.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tests/support/temp_dir.h"
+
+namespace tributary {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kTopic[] = "shop.public.t";
+
+std::shared_ptr<const TableSchema> MakeTable(std::string schema = "public",
+                                             std::string table = "t") {
+  auto result = std::make_shared<TableSchema>();
+  result->connector = "postgresql";
+  result->source = "shop";
+  result->database = "shopdb";
+  result->schema = std::move(schema);
+  result->table = std::move(table);
+  result->columns = {{.name = "id", .type_name = "int4", .type_oid = 23, .key = true},
+                     {.name = "note", .type_name = "text", .type_oid = 25}};
+  return result;
+}
+
+std::string Position(uint64_t n) { return fmt::format("{:016X}", n); }
+
+void AddInsert(Batch& batch, const std::shared_ptr<const TableSchema>& table, uint64_t n) {
+  Event event;
+  event.op = Op::kCreate;
+  event.table = batch.Retain(table);
+  event.after = static_cast<uint32_t>(batch.values.size());
+  batch.values.push_back(batch.AddValue(ValueKind::kRaw, std::to_string(n)));
+  batch.values.push_back(batch.AddValue(ValueKind::kString, fmt::format("note {}", n)));
+  event.meta.lsn = n;
+  event.position = batch.AddValue(ValueKind::kString, Position(n));
+  batch.events.push_back(event);
+}
+
+// Events first..last of `table`, committed at `last`.
+Batch MakeBatch(uint64_t sequence, uint64_t first, uint64_t last,
+                const std::shared_ptr<const TableSchema>& table) {
+  Batch batch;
+  batch.sequence = sequence;
+  for (uint64_t n = first; n <= last; ++n) AddInsert(batch, table, n);
+  batch.commit_position = Position(last);
+  return batch;
+}
+
+std::string ReadText(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void AppendText(const fs::path& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary | std::ios::app) << text;
+}
+
+std::string InProgress(uint64_t segment) {
+  return fmt::format(".{:020}.jsonl.inprogress", segment);
+}
+std::string Completed(uint64_t segment) { return fmt::format("{:020}.jsonl", segment); }
+
+// File names in `dir`, sorted.
+std::vector<std::string> ListDir(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// source.position of every line of every segment of the topic, in write order.
+std::vector<std::string> TopicPositions(const fs::path& topic_dir) {
+  std::vector<std::string> positions;
+  for (uint64_t segment = 1;; ++segment) {
+    fs::path path = topic_dir / Completed(segment);
+    if (!fs::exists(path)) path = topic_dir / InProgress(segment);
+    if (!fs::exists(path)) break;
+    std::ifstream in(path);
+    for (std::string line; std::getline(in, line);) {
+      auto json = nlohmann::json::parse(line, nullptr, false);
+      BOOST_TEST_REQUIRE(!json.is_discarded(), "not JSON: " << line);
+      positions.push_back(json["source"]["position"]);
+    }
+  }
+  return positions;
+}
+
+std::vector<std::string> Positions(uint64_t first, uint64_t last) {
+  std::vector<std::string> positions;
+  for (uint64_t n = first; n <= last; ++n) positions.push_back(Position(n));
+  return positions;
+}
+
+nlohmann::json ReadWatermark(const fs::path& topic_dir) {
+  return nlohmann::json::parse(ReadText(topic_dir / "_watermark.json"));
+}
+
+struct Fixture {
+  Fixture() { options = {.name = "archive", .path = dir.path() / "out"}; }
+
+  void Open() {
+    sink = std::make_unique<FileSink>(options);
+    BOOST_TEST_REQUIRE(sink->Open([this](uint64_t sequence) { acks.push_back(sequence); }).ok());
+  }
+
+  fs::path TopicDir(const std::string& topic = kTopic) const { return options.path / topic; }
+
+  testing::TempDir dir;
+  FileSinkOptions options;
+  std::unique_ptr<FileSink> sink;
+  std::vector<uint64_t> acks;
+  std::shared_ptr<const TableSchema> table = MakeTable();
+};
+
+BOOST_FIXTURE_TEST_CASE(lines_land_in_their_topic_directories, Fixture) {
+  Open();
+  auto other = MakeTable("public", "u");
+  auto mysql_style = MakeTable("", "t");  // no schema: the database names the topic
+  auto next_version = std::make_shared<TableSchema>(*table);
+  next_version->version = 2;
+
+  Batch batch = MakeBatch(1, 1, 2, table);
+  AddInsert(batch, other, 3);
+  AddInsert(batch, mysql_style, 4);
+  AddInsert(batch, next_version, 5);
+  BOOST_TEST_REQUIRE(sink->Submit(batch).ok());
+  BOOST_TEST_REQUIRE(sink->Flush().ok());
+
+  BOOST_TEST(ListDir(options.path) ==
+             (std::vector<std::string>{"shop.public.t", "shop.public.u", "shop.shopdb.t"}));
+  BOOST_TEST(ListDir(TopicDir()) == (std::vector<std::string>{InProgress(1), "_watermark.json"}));
+  BOOST_TEST(TopicPositions(TopicDir()) ==
+             (std::vector<std::string>{Position(1), Position(2), Position(5)}));
+  BOOST_TEST(TopicPositions(TopicDir("shop.public.u")) == std::vector<std::string>{Position(3)});
+  BOOST_TEST(TopicPositions(TopicDir("shop.shopdb.t")) == std::vector<std::string>{Position(4)});
+
+  std::ifstream in(TopicDir() / InProgress(1));
+  std::string line;
+  std::getline(in, line);
+  auto json = nlohmann::json::parse(line);
+  BOOST_TEST(json["op"] == "c");
+}
+
+BOOST_FIXTURE_TEST_CASE(topic_template_fields_and_unsafe_characters, Fixture) {
+  options.topic_template = "cdc-{database}/{table}";
+  Open();
+  BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(1, 1, 1, MakeTable("public", "we ird"))).ok());
+  BOOST_TEST_REQUIRE(sink->Flush().ok());
+  BOOST_TEST(ListDir(options.path) == std::vector<std::string>{"cdc-shopdb_we_ird"});
+
+  options.topic_template = "{source}.{nope}";
+  FileSink bad(options);
+  Status opened = bad.Open([](uint64_t) {});
+  BOOST_TEST(opened.code() == StatusCode::kInvalidConfig);
+  BOOST_TEST(opened.message().find("{nope}") != std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(acks_fire_only_after_flush_in_order, Fixture) {
+  options.flush_interval = std::chrono::hours(1);
+  Open();
+  BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(1, 1, 3, table)).ok());
+  Batch commit_only;
+  commit_only.sequence = 2;
+  commit_only.commit_position = Position(3);
+  BOOST_TEST_REQUIRE(sink->Submit(commit_only).ok());
+  BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(3, 4, 6, table)).ok());
+  BOOST_TEST(sink->PendingBytes() > 0u);
+  BOOST_TEST_REQUIRE(sink->Poll().ok());
+  BOOST_TEST(acks.empty());
+  // Nothing is on disk that a watermark vouches for yet.
+  BOOST_TEST(!fs::exists(TopicDir() / "_watermark.json"));
+
+  BOOST_TEST_REQUIRE(sink->Flush().ok());
+  BOOST_TEST(acks == (std::vector<uint64_t>{1, 2, 3}));
+  BOOST_TEST(sink->PendingBytes() == 0u);
+  BOOST_TEST(TopicPositions(TopicDir()) == Positions(1, 6));
+
+  BOOST_TEST_REQUIRE(sink->Flush().ok());
+  BOOST_TEST(acks.size() == 3u);
+}
+
+BOOST_FIXTURE_TEST_CASE(poll_flushes_once_the_interval_passed, Fixture) {
+  options.flush_interval = std::chrono::milliseconds(0);
+  Open();
+  BOOST_TEST_REQUIRE(sink->Poll().ok());
+  BOOST_TEST(acks.empty());
+  BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(7, 1, 2, table)).ok());
+  BOOST_TEST_REQUIRE(sink->Poll().ok());
+  BOOST_TEST(acks == std::vector<uint64_t>{7});
+  BOOST_TEST(TopicPositions(TopicDir()) == Positions(1, 2));
+}
+
+BOOST_FIXTURE_TEST_CASE(watermark_records_the_durable_prefix, Fixture) {
+  Open();
+  BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(1, 1, 4, table)).ok());
+  BOOST_TEST_REQUIRE(sink->Flush().ok());
+  auto watermark = ReadWatermark(TopicDir());
+  BOOST_TEST(watermark.size() == 3u);
+  BOOST_TEST(watermark["position"] == Position(4));
+  BOOST_TEST(watermark["segment"] == 1);
+  BOOST_TEST(watermark["offset"] == fs::file_size(TopicDir() / InProgress(1)));
+  BOOST_TEST(!fs::exists(TopicDir() / "_watermark.json.tmp"));
+}
+
+BOOST_FIXTURE_TEST_CASE(rotation_numbers_segments_within_rotate_bytes, Fixture) {
+  Open();
+  BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(1, 1, 1, table)).ok());
+  BOOST_TEST_REQUIRE(sink->Flush().ok());
+  uint64_t line_bytes = fs::file_size(TopicDir() / InProgress(1));
+  sink->Close();
+
+  // Three lines fit in a segment, a fourth does not (lines 1 to 9 have the same length).
+  options.rotate_bytes = line_bytes * 3 + line_bytes / 2;
+  Open();
+  BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(1, 2, 10, table)).ok());
+  BOOST_TEST_REQUIRE(sink->Flush().ok());
+
+  BOOST_TEST(ListDir(TopicDir()) ==
+             (std::vector<std::string>{InProgress(4), Completed(1), Completed(2), Completed(3),
+                                       "_watermark.json"}));
+  for (uint64_t segment = 1; segment <= 3; ++segment) {
+    BOOST_TEST(fs::file_size(TopicDir() / Completed(segment)) == 3 * line_bytes);
+  }
+  BOOST_TEST(TopicPositions(TopicDir()) == Positions(1, 10));
+  auto watermark = ReadWatermark(TopicDir());
+  BOOST_TEST(watermark["segment"] == 4);
+  BOOST_TEST(watermark["offset"] == fs::file_size(TopicDir() / InProgress(4)));
+  BOOST_TEST(watermark["position"] == Position(10));
+}
+
+BOOST_FIXTURE_TEST_CASE(a_line_longer_than_rotate_bytes_gets_its_own_segment, Fixture) {
+  options.rotate_bytes = 10;
+  Open();
+  BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(1, 1, 3, table)).ok());
+  BOOST_TEST_REQUIRE(sink->Flush().ok());
+  BOOST_TEST(ListDir(TopicDir()) == (std::vector<std::string>{InProgress(3), Completed(1),
+                                                              Completed(2), "_watermark.json"}));
+  BOOST_TEST(TopicPositions(TopicDir()) == Positions(1, 3));
+}
+
+BOOST_FIXTURE_TEST_CASE(recovery_truncates_a_torn_segment_and_skips_replays, Fixture) {
+  Open();
+  BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(1, 1, 5, table)).ok());
+  BOOST_TEST_REQUIRE(sink->Flush().ok());
+  // Lines written but not vouched for, and a torn one, as a crash before the watermark leaves.
+  sink.reset();
+  fs::path segment = TopicDir() / InProgress(1);
+  uint64_t durable = fs::file_size(segment);
+  std::string replayed_line = ReadText(segment).substr(0, durable / 5);
+  AppendText(segment, replayed_line + "{\"before\":null,\"aft");
+
+  Open();
+  // The source replays from its checkpoint, which is at or below the watermark.
+  BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(1, 3, 6, table)).ok());
+  BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(2, 7, 8, table)).ok());
+  BOOST_TEST_REQUIRE(sink->Flush().ok());
+  BOOST_TEST(acks == (std::vector<uint64_t>{1, 1, 2}));
+  BOOST_TEST(TopicPositions(TopicDir()) == Positions(1, 8));
+  BOOST_TEST(ReadWatermark(TopicDir())["position"] == Position(8));
+}
+
+BOOST_FIXTURE_TEST_CASE(replays_without_reopening_are_skipped, Fixture) {
+  Open();
+  BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(1, 1, 5, table)).ok());
+  BOOST_TEST_REQUIRE(sink->Flush().ok());
+  // The source reconnected to its checkpoint while the sink stayed open.
+  BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(2, 4, 7, table)).ok());
+  BOOST_TEST_REQUIRE(sink->Flush().ok());
+  BOOST_TEST(TopicPositions(TopicDir()) == Positions(1, 7));
+}
+
+BOOST_FIXTURE_TEST_CASE(later_in_progress_segments_are_removed, Fixture) {
+  Open();
+  BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(1, 1, 2, table)).ok());
+  BOOST_TEST_REQUIRE(sink->Flush().ok());
+  sink.reset();
+  AppendText(TopicDir() / InProgress(2), "unacknowledged\n");
+  AppendText(TopicDir() / InProgress(3), "unacknowledged\n");
+
+  Open();
+  BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(1, 1, 3, table)).ok());
+  BOOST_TEST_REQUIRE(sink->Flush().ok());
+  BOOST_TEST(ListDir(TopicDir()) == (std::vector<std::string>{InProgress(1), "_watermark.json"}));
+  BOOST_TEST(TopicPositions(TopicDir()) == Positions(1, 3));
+}
+
+BOOST_FIXTURE_TEST_CASE(a_segment_renamed_before_its_watermark_moved_is_kept, Fixture) {
+  Open();
+  BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(1, 1, 5, table)).ok());
+  BOOST_TEST_REQUIRE(sink->Flush().ok());
+  sink.reset();
+  // The crash came after the rename, with the next segment begun but never vouched for.
+  uint64_t durable = fs::file_size(TopicDir() / InProgress(1));
+  AppendText(TopicDir() / InProgress(1), "{\"torn");
+  fs::rename(TopicDir() / InProgress(1), TopicDir() / Completed(1));
+  AppendText(TopicDir() / InProgress(2), "{\"unacknowledged\": true}\n");
+
+  Open();
+  BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(1, 1, 8, table)).ok());
+  BOOST_TEST_REQUIRE(sink->Flush().ok());
+  BOOST_TEST(ListDir(TopicDir()) ==
+             (std::vector<std::string>{InProgress(2), Completed(1), "_watermark.json"}));
+  BOOST_TEST(fs::file_size(TopicDir() / Completed(1)) == durable);
+  BOOST_TEST(TopicPositions(TopicDir()) == Positions(1, 8));
+  auto watermark = ReadWatermark(TopicDir());
+  BOOST_TEST(watermark["segment"] == 2);
+  BOOST_TEST(watermark["offset"] == fs::file_size(TopicDir() / InProgress(2)));
+}
+
+BOOST_FIXTURE_TEST_CASE(without_a_watermark_the_in_progress_segment_is_discarded, Fixture) {
+  fs::create_directories(TopicDir());
+  AppendText(TopicDir() / InProgress(1), "{\"never\": \"acked\"}\n{\"torn");
+  Open();
+  BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(1, 1, 2, table)).ok());
+  BOOST_TEST_REQUIRE(sink->Flush().ok());
+  BOOST_TEST(TopicPositions(TopicDir()) == Positions(1, 2));
+}
+
+BOOST_FIXTURE_TEST_CASE(damaged_watermark_is_corrupt_data, Fixture) {
+  fs::create_directories(TopicDir());
+  AppendText(TopicDir() / "_watermark.json", "{\"position\": \"00");
+  Open();
+  Status submitted = sink->Submit(MakeBatch(1, 1, 1, table));
+  BOOST_TEST(submitted.code() == StatusCode::kCorruptData);
+  BOOST_TEST(submitted.message().find(TopicDir().string()) != std::string::npos);
+  BOOST_TEST(sink->Flush().code() == StatusCode::kCorruptData);
+  BOOST_TEST(acks.empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(write_errors_are_fatal_and_nothing_is_acked, Fixture) {
+  Open();
+  BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(1, 1, 1, table)).ok());
+  // The topic is recovered (and empty) now; its first segment turns out to be on a full disk.
+  fs::create_symlink("/dev/full", TopicDir() / InProgress(1));
+  Status flushed = sink->Flush();
+  BOOST_TEST(flushed.code() == StatusCode::kFatal);
+  BOOST_TEST(flushed.message().find(InProgress(1)) != std::string::npos);
+  BOOST_TEST(flushed.message().find("No space left on device") != std::string::npos);
+  BOOST_TEST(acks.empty());
+  BOOST_TEST(sink->Submit(MakeBatch(2, 2, 2, table)).code() == StatusCode::kFatal);
+  BOOST_TEST(sink->Flush().code() == StatusCode::kFatal);
+  BOOST_TEST(sink->Poll().code() == StatusCode::kFatal);
+  BOOST_TEST(acks.empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(a_topic_has_one_writer, Fixture) {
+  Open();
+  BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(1, 1, 1, table)).ok());
+  FileSink second(options);
+  BOOST_TEST_REQUIRE(second.Open([](uint64_t) {}).ok());
+  Status submitted = second.Submit(MakeBatch(1, 1, 1, table));
+  BOOST_TEST(submitted.code() == StatusCode::kInvalidConfig);
+  BOOST_TEST(submitted.message().find("{source}") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace tributary
