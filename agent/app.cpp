@@ -1,13 +1,12 @@
 #include "agent/app.h"
 
+#include <fmt/format.h>
 #include <signal.h>
 
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <iostream>
 #include <thread>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
 
 #include "agent/checkpoint_store.h"
 #include "agent/components.h"
@@ -99,10 +98,10 @@ int Run(const std::string& path) {
         sinks.push_back(std::move(sink).value());
       }
     }
-    pipelines.push_back(std::make_unique<Pipeline>(
-        source_config.name, std::move(source).value(), std::move(sinks),
-        std::vector<std::unique_ptr<Transform>>{},
-        CheckpointStore(config->state_dir, source_config.name)));
+    pipelines.push_back(
+        std::make_unique<Pipeline>(source_config.name, std::move(source).value(), std::move(sinks),
+                                   std::vector<std::unique_ptr<Transform>>{},
+                                   CheckpointStore(config->state_dir, source_config.name)));
   }
 
   // One thread per source; the first failure stops the others, and the worst exit code wins.

@@ -1,9 +1,9 @@
 #include "agent/components.h"
 
+#include <fmt/format.h>
+
 #include <functional>
 #include <map>
-
-#include <fmt/format.h>
 
 #include "connectors/postgres/postgres_source.h"
 #include "sinks/file/file_sink.h"
@@ -53,8 +53,8 @@ const std::map<std::string, SinkFactory>& SinkFactories() {
 Result<std::unique_ptr<Source>> MakeSource(const SourceConfig& config) {
   auto it = SourceFactories().find(config.type);
   if (it == SourceFactories().end()) {
-    return Status::InvalidConfig(fmt::format("source {}: unknown type \"{}\"", config.name,
-                                             config.type));
+    return Status::InvalidConfig(
+        fmt::format("source {}: unknown type \"{}\"", config.name, config.type));
   }
   return it->second(config);
 }
@@ -62,8 +62,8 @@ Result<std::unique_ptr<Source>> MakeSource(const SourceConfig& config) {
 Result<std::unique_ptr<Sink>> MakeSink(const SinkConfig& config) {
   auto it = SinkFactories().find(config.type);
   if (it == SinkFactories().end()) {
-    return Status::InvalidConfig(fmt::format("sink {}: unknown type \"{}\"", config.name,
-                                             config.type));
+    return Status::InvalidConfig(
+        fmt::format("sink {}: unknown type \"{}\"", config.name, config.type));
   }
   return it->second(config);
 }

@@ -22,8 +22,8 @@ void SleepUnlessStopped(std::chrono::milliseconds total, const std::atomic<bool>
 
 Pipeline::Pipeline(std::string name, std::unique_ptr<Source> source,
                    std::vector<std::unique_ptr<Sink>> sinks,
-                   std::vector<std::unique_ptr<Transform>> transforms,
-                   CheckpointStore checkpoints, PipelineOptions options)
+                   std::vector<std::unique_ptr<Transform>> transforms, CheckpointStore checkpoints,
+                   PipelineOptions options)
     : name_(std::move(name)),
       source_(std::move(source)),
       sinks_(std::move(sinks)),

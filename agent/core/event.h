@@ -38,15 +38,15 @@ struct ColumnSchema {
   std::string type_name;  // the source's type name, e.g. "int4", "_text", "public.mood"
   uint32_t type_oid = 0;  // PostgreSQL type OID (0 elsewhere)
   int32_t type_modifier = -1;
-  bool key = false;       // part of the replica identity / primary key
+  bool key = false;  // part of the replica identity / primary key
 };
 
 // One version of a table's shape. Immutable once built; shared by the events that use it.
 struct TableSchema {
   std::string connector;  // Debezium's connector name: "postgresql", "mysql", "mariadb"
   std::string source;     // the configured source name (Debezium's topic prefix)
-  std::string database;  // PostgreSQL database, MySQL database
-  std::string schema;    // PostgreSQL schema; empty for MySQL
+  std::string database;   // PostgreSQL database, MySQL database
+  std::string schema;     // PostgreSQL schema; empty for MySQL
   std::string table;
   std::vector<ColumnSchema> columns;
   uint32_t version = 1;  // schema registry version
@@ -58,7 +58,7 @@ struct SourceMeta {
   uint64_t commit_lsn = 0;   // PostgreSQL: LSN of the commit record
   uint64_t lsn = 0;          // PostgreSQL: LSN of this change
   int64_t txid = 0;
-  uint32_t sequence = 0;     // index of the change within its transaction
+  uint32_t sequence = 0;  // index of the change within its transaction
 };
 
 struct Event {

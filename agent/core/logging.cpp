@@ -1,16 +1,38 @@
 #include "agent/core/logging.h"
 
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
+#include "agent/core/envelope_writer.h"
+
 namespace tributary {
+
+namespace {
+
+// %* in a pattern: the message as a quoted, escaped JSON string.
+class JsonMessageFlag : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    std::string escaped;
+    AppendJsonString(std::string_view(msg.payload.data(), msg.payload.size()), escaped);
+    dest.append(escaped.data(), escaped.data() + escaped.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonMessageFlag>();
+  }
+};
+
+}  // namespace
 
 void SetupLogging(std::string_view level, std::string_view format) {
   auto logger = spdlog::stderr_logger_mt("tributary");
   if (format == "json") {
-    // The message is the only free text; escape it so every line stays one JSON object.
-    logger->set_pattern(
-        R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","pid":%P,"msg":"%v"})",
-        spdlog::pattern_time_type::utc);
+    // The message is the only free text; escaped, every line stays one JSON object.
+    auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
+    formatter->add_flag<JsonMessageFlag>('*').set_pattern(
+        R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","msg":%*})");
+    logger->set_formatter(std::move(formatter));
   } else {
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %-5l %v", spdlog::pattern_time_type::utc);
   }

@@ -1,9 +1,9 @@
 #pragma once
 
+#include <spdlog/spdlog.h>
+
 #include <string>
 #include <string_view>
-
-#include <spdlog/spdlog.h>
 
 // Log lines: "component: Capitalised message key=value ...", to stderr for journald.
 // Never row values, never passwords: DSNs go through RedactDsn first.

@@ -11,8 +11,8 @@ namespace tributary {
 // What a failure means for whoever handles it. The exit code of the agent follows from it.
 enum class StatusCode {
   kOk,
-  kRetriable,       // transient: a dropped socket, a server restart; retry with backoff (exit 75)
-  kFatal,           // cannot go on, nothing the config can fix (exit 75 after the supervisor gives up)
+  kRetriable,  // transient: a dropped socket, a server restart; retry with backoff (exit 75)
+  kFatal,      // cannot go on, nothing the config can fix (exit 75 after the supervisor gives up)
   kInvalidConfig,   // the operator must change the config or the server setup (exit 78)
   kCorruptData,     // bytes that do not decode; never skipped (exit 65)
   kContinuityLost,  // the position we need is gone or the server is ahead of us (exit 65)
@@ -34,7 +34,9 @@ class [[nodiscard]] Status {
   static Status Fatal(std::string m) { return {StatusCode::kFatal, std::move(m)}; }
   static Status InvalidConfig(std::string m) { return {StatusCode::kInvalidConfig, std::move(m)}; }
   static Status CorruptData(std::string m) { return {StatusCode::kCorruptData, std::move(m)}; }
-  static Status ContinuityLost(std::string m) { return {StatusCode::kContinuityLost, std::move(m)}; }
+  static Status ContinuityLost(std::string m) {
+    return {StatusCode::kContinuityLost, std::move(m)};
+  }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }
@@ -53,7 +55,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : value_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
   Result(Status status) : status_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!status_.ok());
   }
@@ -88,10 +90,10 @@ class [[nodiscard]] Result {
 #define TRIBUTARY_CONCAT(a, b) TRIBUTARY_CONCAT_INNER(a, b)
 
 // Returns the Status from the enclosing function when it is not ok.
-#define RETURN_IF_ERROR(expr)                     \
-  do {                                            \
-    ::tributary::Status _st = (expr);             \
-    if (!_st.ok()) return _st;                    \
+#define RETURN_IF_ERROR(expr)         \
+  do {                                \
+    ::tributary::Status _st = (expr); \
+    if (!_st.ok()) return _st;        \
   } while (0)
 
 #define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \

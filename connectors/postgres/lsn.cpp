@@ -1,8 +1,8 @@
 #include "connectors/postgres/lsn.h"
 
-#include <charconv>
-
 #include <fmt/format.h>
+
+#include <charconv>
 
 namespace tributary::postgres {
 

@@ -1,12 +1,11 @@
 #include "connectors/postgres/postgres_source.h"
 
+#include <fmt/format.h>
 #include <fnmatch.h>
 #include <poll.h>
 
 #include <algorithm>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "agent/core/logging.h"
 #include "connectors/postgres/lsn.h"
@@ -39,9 +38,9 @@ PostgresSource::~PostgresSource() { Close(); }
 
 Status PostgresSource::Open(const std::optional<std::string>& checkpoint) {
   Close();
-  spdlog::info("postgres: Connecting source={} dsn=\"{}\"", options_.name,
-               RedactDsn(options_.dsn));
-  ASSIGN_OR_RETURN(PgConnection catalog, PgConnection::Open(options_.dsn, PgConnection::Mode::kNormal));
+  spdlog::info("postgres: Connecting source={} dsn=\"{}\"", options_.name, RedactDsn(options_.dsn));
+  ASSIGN_OR_RETURN(PgConnection catalog,
+                   PgConnection::Open(options_.dsn, PgConnection::Mode::kNormal));
   catalog_ = std::move(catalog);
   ASSIGN_OR_RETURN(TextRows settings, catalog_->Query("SELECT current_setting('wal_level'), "
                                                       "current_database()"));
@@ -79,10 +78,10 @@ Result<std::vector<PostgresSource::TableName>> PostgresSource::ResolveTables() {
     }
   }
   if (tables.empty()) {
-    return Status::InvalidConfig(fmt::format(
-        "postgres: source {}: no table in database {} matches `tables` (minus "
-        "`exclude_tables`); check the globs, which are schema.table",
-        options_.name, database_));
+    return Status::InvalidConfig(
+        fmt::format("postgres: source {}: no table in database {} matches `tables` (minus "
+                    "`exclude_tables`); check the globs, which are schema.table",
+                    options_.name, database_));
   }
   return tables;
 }
@@ -98,13 +97,14 @@ Status PostgresSource::EnsurePublication(const std::vector<TableName>& tables) {
   }
   std::string ident = catalog_->QuoteIdentifier(options_.publication);
   if (exists[0][0] == "0") {
-    spdlog::info("postgres: Creating publication source={} publication={} tables={}",
-                 options_.name, options_.publication, tables.size());
+    spdlog::info("postgres: Creating publication source={} publication={} tables={}", options_.name,
+                 options_.publication, tables.size());
     return catalog_->Command("CREATE PUBLICATION " + ident + " FOR TABLE " + table_list);
   }
   ASSIGN_OR_RETURN(TextRows current,
                    catalog_->Query("SELECT schemaname, tablename FROM pg_publication_tables "
-                                   "WHERE pubname = " + name));
+                                   "WHERE pubname = " +
+                                   name));
   std::set<TableName> have;
   for (const auto& row : current) have.insert({row[0], row[1]});
   if (have == std::set<TableName>(tables.begin(), tables.end())) return Status::Ok();
@@ -118,9 +118,9 @@ Result<uint64_t> PostgresSource::PrepareSlot(const std::optional<std::string>& c
   if (checkpoint) {
     checkpoint_lsn = ParseLsn(*checkpoint);
     if (!checkpoint_lsn) {
-      return Status::CorruptData(fmt::format(
-          "postgres: source {}: the checkpoint is not an LSN; the state dir is damaged",
-          options_.name));
+      return Status::CorruptData(
+          fmt::format("postgres: source {}: the checkpoint is not an LSN; the state dir is damaged",
+                      options_.name));
     }
   }
   ASSIGN_OR_RETURN(
@@ -138,10 +138,9 @@ Result<uint64_t> PostgresSource::PrepareSlot(const std::optional<std::string>& c
     }
     spdlog::info("postgres: Creating replication slot source={} slot={}", options_.name,
                  options_.slot);
-    ASSIGN_OR_RETURN(TextRows created,
-                     stream_->Query("CREATE_REPLICATION_SLOT " +
-                                    stream_->QuoteIdentifier(options_.slot) +
-                                    " LOGICAL pgoutput (SNAPSHOT 'nothing')"));
+    ASSIGN_OR_RETURN(TextRows created, stream_->Query("CREATE_REPLICATION_SLOT " +
+                                                      stream_->QuoteIdentifier(options_.slot) +
+                                                      " LOGICAL pgoutput (SNAPSHOT 'nothing')"));
     std::optional<uint64_t> consistent = ParseLsn(created.at(0).at(1));
     if (!consistent) return Status::Fatal("postgres: CREATE_REPLICATION_SLOT returned no LSN");
     return *consistent;
@@ -163,8 +162,9 @@ Result<uint64_t> PostgresSource::PrepareSlot(const std::optional<std::string>& c
   std::optional<uint64_t> confirmed = ParseLsn(slot[2]);
   if (!confirmed) return Status::Fatal("postgres: slot " + options_.slot + " has no confirmed LSN");
   if (!checkpoint_lsn) {
-    spdlog::warn("postgres: No checkpoint, resuming at the slot's position source={} slot={} lsn={}",
-                 options_.name, options_.slot, slot[2]);
+    spdlog::warn(
+        "postgres: No checkpoint, resuming at the slot's position source={} slot={} lsn={}",
+        options_.name, options_.slot, slot[2]);
     return *confirmed;
   }
   if (*confirmed > *checkpoint_lsn) {
@@ -180,10 +180,10 @@ Result<uint64_t> PostgresSource::PrepareSlot(const std::optional<std::string>& c
 }
 
 Status PostgresSource::StartStreaming(uint64_t start_lsn) {
-  std::string sql = fmt::format(
-      "START_REPLICATION SLOT {} LOGICAL {} (proto_version '1', publication_names {})",
-      stream_->QuoteIdentifier(options_.slot), FormatLsn(start_lsn),
-      stream_->QuoteLiteral(stream_->QuoteIdentifier(options_.publication)));
+  std::string sql =
+      fmt::format("START_REPLICATION SLOT {} LOGICAL {} (proto_version '1', publication_names {})",
+                  stream_->QuoteIdentifier(options_.slot), FormatLsn(start_lsn),
+                  stream_->QuoteLiteral(stream_->QuoteIdentifier(options_.publication)));
   ASSIGN_OR_RETURN(PgResult ignored, stream_->Exec(sql, PGRES_COPY_BOTH));
   received_lsn_ = std::max(received_lsn_, start_lsn);
   flushed_lsn_ = std::max(flushed_lsn_, start_lsn);
@@ -194,8 +194,8 @@ Status PostgresSource::StartStreaming(uint64_t start_lsn) {
 }
 
 Status PostgresSource::SendStatus(bool reply_requested) {
-  auto update = EncodeStandbyStatusUpdate(received_lsn_, flushed_lsn_, flushed_lsn_,
-                                          NowPgMicros(), reply_requested);
+  auto update = EncodeStandbyStatusUpdate(received_lsn_, flushed_lsn_, flushed_lsn_, NowPgMicros(),
+                                          reply_requested);
   if (PQputCopyData(stream_->get(), update.data(), static_cast<int>(update.size())) != 1 ||
       PQflush(stream_->get()) != 0) {
     return Status::Retriable("postgres: cannot send standby status update: " +
@@ -284,23 +284,22 @@ Status PostgresSource::HandlePgoutput(uint64_t lsn, Batch& batch, bool& commit_s
     case PgoutputType::kMessage:
       return Status::Ok();
     default:
-      return Status::CorruptData(fmt::format(
-          "postgres: unexpected pgoutput message '{}' for proto_version 1",
-          static_cast<char>(message_.type)));
+      return Status::CorruptData(
+          fmt::format("postgres: unexpected pgoutput message '{}' for proto_version 1",
+                      static_cast<char>(message_.type)));
   }
 }
 
 Result<PgType> PostgresSource::ResolveType(uint32_t oid) {
   if (const PgType* builtin = BuiltinPgType(oid)) return *builtin;
   if (auto it = custom_types_.find(oid); it != custom_types_.end()) return it->second;
-  ASSIGN_OR_RETURN(
-      TextRows rows,
-      catalog_->Query(fmt::format(
-          "SELECT t.typtype, t.typcategory, coalesce(e.typtype::text, ''), t.typelem, "
-          "n.nspname || '.' || t.typname FROM pg_type t "
-          "JOIN pg_namespace n ON n.oid = t.typnamespace "
-          "LEFT JOIN pg_type e ON e.oid = t.typelem WHERE t.oid = {}",
-          oid)));
+  ASSIGN_OR_RETURN(TextRows rows,
+                   catalog_->Query(fmt::format(
+                       "SELECT t.typtype, t.typcategory, coalesce(e.typtype::text, ''), t.typelem, "
+                       "n.nspname || '.' || t.typname FROM pg_type t "
+                       "JOIN pg_namespace n ON n.oid = t.typnamespace "
+                       "LEFT JOIN pg_type e ON e.oid = t.typelem WHERE t.oid = {}",
+                       oid)));
   PgType type;
   type.oid = oid;
   type.category = TypeCategory::kUnmapped;
@@ -332,9 +331,10 @@ Status PostgresSource::HandleRelation() {
   for (const RelationColumn& column : rel.columns) {
     ASSIGN_OR_RETURN(PgType type, ResolveType(column.type_oid));
     if (type.category == TypeCategory::kUnmapped && warned_types_.insert(type.oid).second) {
-      spdlog::warn("postgres: Type has no mapping yet, emitting its text form source={} "
-                   "table={}.{} column={} type={}",
-                   options_.name, schema->schema, schema->table, column.name, type.name);
+      spdlog::warn(
+          "postgres: Type has no mapping yet, emitting its text form source={} "
+          "table={}.{} column={} type={}",
+          options_.name, schema->schema, schema->table, column.name, type.name);
     }
     schema->columns.push_back(ColumnSchema{.name = std::string(column.name),
                                            .type_name = type.name,
@@ -357,13 +357,12 @@ void PostgresSource::StartEvent(Event& event, uint64_t lsn, Batch& batch) {
   uint32_t offset = static_cast<uint32_t>(batch.arena.size());
   fmt::format_to(std::back_inserter(batch.arena), "{:016X}/{:016X}/{:08X}", txn_commit_lsn_, lsn,
                  txn_sequence_);
-  event.position = Value{offset, static_cast<uint32_t>(batch.arena.size() - offset),
-                         ValueKind::kString};
+  event.position =
+      Value{offset, static_cast<uint32_t>(batch.arena.size() - offset), ValueKind::kString};
   ++txn_sequence_;
 }
 
-Status PostgresSource::AppendTuple(const Relation& relation,
-                                   const std::vector<TupleColumn>& tuple,
+Status PostgresSource::AppendTuple(const Relation& relation, const std::vector<TupleColumn>& tuple,
                                    const std::vector<TupleColumn>* old_full_tuple, Batch& batch) {
   if (tuple.size() != relation.types.size()) {
     return Status::CorruptData(fmt::format(

@@ -1,4 +1,6 @@
 #define BOOST_TEST_MODULE pg_crash_test
+#include <fmt/format.h>
+#include <libpq-fe.h>
 #include <signal.h>
 
 #include <atomic>
@@ -7,9 +9,6 @@
 #include <random>
 #include <set>
 #include <thread>
-
-#include <fmt/format.h>
-#include <libpq-fe.h>
 
 #include "tests/support/agent_config.h"
 #include "tests/support/agent_process.h"
@@ -47,8 +46,8 @@ int RunWorkload(const PgServer& pg, const std::atomic<bool>& stop, unsigned seed
         sql += fmt::format("INSERT INTO {} VALUES ({}, 0, 'n{}');", kTables[t], id, id);
       } else if (op < 8) {
         int id = ids[random() % ids.size()];
-        sql += fmt::format("UPDATE {} SET v = v + 1, note = note || 'u' WHERE id = {};",
-                           kTables[t], id);
+        sql += fmt::format("UPDATE {} SET v = v + 1, note = note || 'u' WHERE id = {};", kTables[t],
+                           id);
       } else {
         size_t i = random() % ids.size();
         sql += fmt::format("DELETE FROM {} WHERE id = {};", kTables[t], ids[i]);

@@ -78,7 +78,10 @@ BOOST_AUTO_TEST_CASE(inserts_updates_deletes_and_truncate_become_events) {
   BOOST_TEST(events.size() == 7u);
   std::string ops;
   for (const auto& e : events) ops += e["op"].get<std::string>();
-  BOOST_TEST(ops == "ccc" "uud" "t");
+  BOOST_TEST(ops ==
+             "ccc"
+             "uud"
+             "t");
   BOOST_TEST(FirstOutOfOrder(events) == -1);
 
   const json& insert = events[0];
@@ -218,7 +221,8 @@ BOOST_AUTO_TEST_CASE(slot_ahead_of_checkpoint_or_gone_stops_with_65) {
   Pg().Exec("SET synchronous_commit = on; INSERT INTO a VALUES (2)", "ahead");
   Pg().Exec("SELECT pg_replication_slot_advance('tributary_ah', pg_current_wal_lsn())", "ahead");
   BOOST_REQUIRE(Pg().QueryValue("SELECT confirmed_flush_lsn FROM pg_replication_slots "
-                                "WHERE slot_name = 'tributary_ah'") != Checkpoint(dir.path(), "ah"));
+                                "WHERE slot_name = 'tributary_ah'") !=
+                Checkpoint(dir.path(), "ah"));
   int code = RunAgent({"run", "--config", config.string()}, dir.path() / "ahead.log");
   BOOST_TEST(code == 65);
   std::string log = ReadFile(dir.path() / "ahead.log");

@@ -1,8 +1,8 @@
 #include "tests/support/agent_config.h"
 
-#include <fstream>
-
 #include <fmt/format.h>
+
+#include <fstream>
 
 namespace tributary::testing {
 

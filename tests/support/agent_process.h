@@ -1,12 +1,12 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <sys/types.h>
 
 namespace tributary::testing {
 
@@ -44,7 +44,9 @@ bool WaitFor(F condition, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     if (condition()) return true;
-    struct timespec ts{0, 50'000'000};
+    struct timespec ts {
+      0, 50'000'000
+    };
     nanosleep(&ts, nullptr);
   }
   return condition();

@@ -1,6 +1,8 @@
 #include "tests/support/pg_server.h"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
+#include <libpq-fe.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -10,9 +12,6 @@
 #include <fstream>
 #include <memory>
 #include <stdexcept>
-
-#include <fmt/format.h>
-#include <libpq-fe.h>
 
 namespace tributary::testing {
 
@@ -67,7 +66,8 @@ std::string RunCommand(const std::string& command) {
   std::string output;
   std::array<char, 4096> buffer{};
   size_t n = 0;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe.get())) > 0) output.append(buffer.data(), n);
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe.get())) > 0)
+    output.append(buffer.data(), n);
   int status = pclose(pipe.release());
   if (status != 0) {
     throw std::runtime_error(fmt::format("command failed ({}): {}\n{}", status, command, output));
@@ -106,9 +106,9 @@ std::unique_ptr<PgServer> PgServer::Start(const std::vector<std::string>& extra_
     // postgresql.auto.conf is read last, so these settings win.
     std::ofstream(server->data_dir_ / "postgresql.auto.conf", std::ios::trunc) << conf;
     try {
-      RunCommand(AsPostgres(fmt::format("{} -D '{}' -l '{}/server.log' -w -t 60 start",
-                                        PgBin("pg_ctl"), server->data_dir_.string(),
-                                        server->dir_->path().string())));
+      RunCommand(
+          AsPostgres(fmt::format("{} -D '{}' -l '{}/server.log' -w -t 60 start", PgBin("pg_ctl"),
+                                 server->data_dir_.string(), server->dir_->path().string())));
       server->running_ = true;
       return server;
     } catch (const std::exception&) {

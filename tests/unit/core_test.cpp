@@ -1,9 +1,16 @@
-#define BOOST_TEST_MODULE status_test
+#define BOOST_TEST_MODULE core_test
+#include <unistd.h>
+
 #include <boost/test/unit_test.hpp>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "agent/core/logging.h"
 #include "agent/core/status.h"
 #include "connectors/postgres/lsn.h"
+#include "tests/support/agent_process.h"
+#include "tests/support/temp_dir.h"
 
 namespace tributary {
 namespace {
@@ -43,6 +50,32 @@ BOOST_AUTO_TEST_CASE(dsn_password_is_redacted) {
   BOOST_TEST(RedactDsn("postgresql://h/db?user=u&password=s3cret&x=1") ==
              "postgresql://h/db?user=u&password=***&x=1");
   BOOST_TEST(RedactDsn("mysql://u:pw@127.0.0.1:3306") == "mysql://u:***@127.0.0.1:3306");
+}
+
+BOOST_AUTO_TEST_CASE(json_log_lines_stay_one_json_object) {
+  testing::TempDir dir;
+  auto path = dir.path() / "log";
+  std::fflush(stderr);
+  int saved = dup(STDERR_FILENO);
+  std::FILE* file = std::fopen(path.c_str(), "w");
+  dup2(fileno(file), STDERR_FILENO);
+  SetupLogging("info", "json");
+  spdlog::info("test: Quote \" backslash \\ newline \n tab \t error=\"{}\"", "x");
+  spdlog::debug("test: Not shown at info");
+  std::fflush(stderr);
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  std::fclose(file);
+  spdlog::drop_all();
+
+  std::istringstream lines(testing::ReadFile(path));
+  std::string line;
+  std::vector<nlohmann::json> entries;
+  while (std::getline(lines, line)) entries.push_back(nlohmann::json::parse(line));
+  BOOST_TEST_REQUIRE(entries.size() == 1u);
+  BOOST_TEST(entries[0]["level"] == "info");
+  BOOST_TEST(entries[0]["msg"] == "test: Quote \" backslash \\ newline \n tab \t error=\"x\"");
+  BOOST_TEST(entries[0]["ts"].get<std::string>().ends_with("Z"));
 }
 
 }  // namespace

@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# Benchmark: PostgreSQL logical replication into files, the agent against pg_recvlogical.
+#
+#   tests/bench/pg_to_file.sh [--json FILE]
+#
+# Starts a throwaway PostgreSQL 15 (wal_level=logical, otherwise default durability) on a
+# free loopback port, generates two workloads, and for each one decodes the same WAL with
+#   (a) the baseline: pg_recvlogical, pgoutput proto_version 1, raw messages into one file;
+#   (b) the agent: `tributary run`, file sink, snapshot: never;
+# one after the other, each from its own copy of the workload's slot, BENCH_REPEATS times
+# (default 3), and reports medians. Every figure is a ratio to the baseline run on the same
+# data in the same run, plus peak RSS. Exits 0 whether targets are met or not; non-zero only
+# when something failed.
+#
+# Environment:
+#   TRIBUTARY_BIN        agent binary to use (default: build it into build/bench)
+#   BENCH_INSERT_ROWS    workload 1: rows inserted by one transaction (default 1000000)
+#   BENCH_UPDATE_TXNS    workload 2: single-row UPDATE transactions (default 200000)
+#   BENCH_REPEATS        runs per contender and workload (default 3)
+#   BENCH_TIMEOUT        seconds an agent run may take to deliver every row (default 600)
+set -Eeuo pipefail
+trap 'echo "pg_to_file: FAILED at line $LINENO: $BASH_COMMAND" >&2' ERR
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+
+json_out=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --json) [ $# -ge 2 ] || { echo "pg_to_file: --json needs a FILE" >&2; exit 2; }
+            json_out=$2; shift 2 ;;
+    --json=*) json_out=${1#--json=}; shift ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) echo "pg_to_file: unknown argument $1 (usage: $0 [--json FILE])" >&2; exit 2 ;;
+  esac
+done
+[ -z "$json_out" ] || case "$json_out" in /*) ;; *) json_out="$PWD/$json_out" ;; esac
+
+insert_rows=${BENCH_INSERT_ROWS:-1000000}
+update_txns=${BENCH_UPDATE_TXNS:-200000}
+repeats=${BENCH_REPEATS:-3}
+timeout_s=${BENCH_TIMEOUT:-600}
+[ "$update_txns" -le "$insert_rows" ] || { echo "pg_to_file: BENCH_UPDATE_TXNS > BENCH_INSERT_ROWS" >&2; exit 2; }
+
+fail() { echo "pg_to_file: FAILED: $*" >&2; exit 1; }
+log() { echo "== $*" >&2; }
+
+# --- tools and the agent --------------------------------------------------------------------
+need_deps=
+for tool in /usr/lib/postgresql/15/bin/pg_ctl /usr/bin/pg_recvlogical /usr/bin/time /usr/bin/psql /usr/bin/jq; do
+  [ -x "$tool" ] || need_deps=1
+done
+[ -z "$need_deps" ] || bash scripts/install-deps.sh
+
+if [ -n "${TRIBUTARY_BIN:-}" ]; then
+  agent_bin=$TRIBUTARY_BIN
+else
+  log "Building the agent into build/bench"
+  cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRIBUTARY_TESTS=OFF >/dev/null
+  ninja -C build/bench tributary >/dev/null
+  agent_bin=$root/build/bench/tributary
+fi
+[ -x "$agent_bin" ] || fail "agent binary $agent_bin is missing or not executable"
+
+# --- throwaway PostgreSQL ------------------------------------------------------------------
+pgbin=/usr/lib/postgresql/15/bin
+work=$(mktemp -d /tmp/tributary-bench-XXXXXX)
+chmod 755 "$work"
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+child_pid=   # /usr/bin/time wrapping the contender currently running
+cleanup() {
+  local status=$?
+  trap - ERR
+  if [ -n "$child_pid" ]; then
+    local p
+    for p in $(pgrep -P "$child_pid"); do kill -TERM "$p" 2>/dev/null || true; done
+    kill "$child_pid" 2>/dev/null || true
+    wait "$child_pid" 2>/dev/null || true
+  fi
+  as_pg "$pgbin/pg_ctl" -D "$work/pg" -m immediate -w stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port=
+for candidate in $(shuf -i 20000-60000 -n 50); do
+  if port_free "$candidate"; then port=$candidate; break; fi
+done
+[ -n "$port" ] || fail "no free loopback port found"
+
+log "Starting a throwaway PostgreSQL 15 on 127.0.0.1:$port ($work)"
+[ "$(id -u)" -ne 0 ] || chown postgres: "$work"
+as_pg "$pgbin/initdb" -D "$work/pg" -A trust -U postgres --no-sync >/dev/null
+as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w start -o \
+  "-c port=$port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work -c wal_level=logical -c max_replication_slots=16 -c max_wal_senders=16" \
+  >/dev/null || { cat "$work/pg.log" >&2; fail "PostgreSQL did not start"; }
+dsn="host=127.0.0.1 port=$port dbname=postgres user=postgres"
+sql() { command psql -X -q -v ON_ERROR_STOP=1 -tA -h 127.0.0.1 -p "$port" -U postgres -d postgres "$@"; }
+
+sql -c "CREATE TABLE public.bench (id int PRIMARY KEY, qty int, note text)" \
+    -c "CREATE PUBLICATION bench_pub FOR TABLE public.bench"
+relid=$(sql -c "SELECT 'public.bench'::regclass::oid")
+
+# --- measuring -------------------------------------------------------------------------------
+now_ns() { date +%s%N; }
+
+# Newlines in the agent's output so far, counted incrementally: segments only grow, and a
+# segment keeps its number when it is renamed from .N.jsonl.inprogress to N.jsonl.
+declare -A counted_bytes counted_lines
+count_reset() { counted_bytes=(); counted_lines=(); }
+count_lines() {
+  local dir=$1 total=0 f seg size have
+  shopt -s nullglob dotglob
+  local files=("$dir"/*.jsonl "$dir"/.*.jsonl.inprogress)
+  shopt -u nullglob dotglob
+  for f in "${files[@]}"; do
+    seg=${f##*/}; seg=${seg#.}; seg=${seg%%.*}
+    size=$(stat -c %s "$f" 2>/dev/null) || continue   # renamed between glob and stat
+    have=${counted_bytes[$seg]:-0}
+    if [ "$size" -gt "$have" ]; then
+      counted_lines[$seg]=$(( ${counted_lines[$seg]:-0} + $(dd if="$f" iflag=skip_bytes,count_bytes \
+        skip="$have" count=$((size - have)) status=none 2>/dev/null | wc -l) ))
+      counted_bytes[$seg]=$size
+    fi
+  done
+  for seg in "${!counted_lines[@]}"; do total=$((total + counted_lines[$seg])); done
+  echo "$total"
+}
+
+# Reads "elapsed user sys maxrss_kb" from a GNU time output file (last line).
+time_fields() { tail -n 1 "$1"; }
+
+# Sets result_wall, result_cpu, result_rss_kb.
+run_baseline() {  # slot endpos expected out_dir message_type
+  local slot=$1 endpos=$2 expected=$3 dir=$4 msg=$5 t0 t1 status=0 got
+  mkdir -p "$dir"
+  t0=$(now_ns)
+  /usr/bin/time -f '%e %U %S %M' -o "$dir/time" \
+    pg_recvlogical -h 127.0.0.1 -p "$port" -U postgres -d postgres --slot="$slot" --start \
+      -o proto_version=1 -o publication_names=bench_pub -f "$dir/out.bin" \
+      --endpos="$endpos" --no-loop 2>"$dir/stderr" &
+  child_pid=$!
+  wait "$child_pid" || status=$?
+  t1=$(now_ns)
+  child_pid=
+  [ "$status" -eq 0 ] || { cat "$dir/stderr" >&2; fail "pg_recvlogical exited with status $status"; }
+  # Each row change is a pgoutput message: 'I' (or 'U'), the relation's OID, 'N' (new tuple).
+  got=$(perl -0777 -ne 'BEGIN { $m = shift; $p = pack("N", shift) }
+                        my $c = () = /\Q$m$p\EN/g; print "$c\n"' "$msg" "$relid" "$dir/out.bin")
+  [ "$got" -eq "$expected" ] || fail "pg_recvlogical wrote $got row messages, expected $expected"
+  read -r _ user sys rss < <(time_fields "$dir/time")
+  result_wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e9}')
+  result_cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN{printf "%.2f", u+s}')
+  result_rss_kb=$rss
+}
+
+run_agent() {  # slot expected out_dir expected_op
+  local slot=$1 expected=$2 dir=$3 op=$4 t0 t_done= n=0 agent_pid status=0 deadline
+  mkdir -p "$dir"
+  cat >"$dir/tributary.yaml" <<YAML
+state_dir: $dir/state
+log: { level: info }
+sources:
+  - name: bench
+    type: postgres
+    dsn: "$dsn"
+    tables: [public.bench]
+    snapshot: never
+    slot: $slot
+    publication: bench_pub
+    sinks: [files]
+sinks:
+  - name: files
+    type: file
+    path: $dir/out
+YAML
+  local topic=$dir/out/bench.public.bench
+  count_reset
+  t0=$(now_ns)
+  deadline=$(( t0 + timeout_s * 1000000000 ))
+  /usr/bin/time -f '%e %U %S %M' -o "$dir/time" \
+    "$agent_bin" run --config "$dir/tributary.yaml" 2>"$dir/agent.log" &
+  child_pid=$!
+  while :; do
+    n=$(count_lines "$topic")
+    if [ "$n" -ge "$expected" ]; then t_done=$(now_ns); break; fi
+    if ! kill -0 "$child_pid" 2>/dev/null; then
+      tail -n 30 "$dir/agent.log" >&2
+      fail "the agent exited before delivering every row ($n of $expected lines)"
+    fi
+    if [ "$(now_ns)" -gt "$deadline" ]; then
+      tail -n 30 "$dir/agent.log" >&2
+      fail "the agent delivered $n of $expected lines in ${timeout_s}s"
+    fi
+    sleep 0.05
+  done
+  agent_pid=$(pgrep -P "$child_pid" | head -n 1) || true
+  [ -n "$agent_pid" ] || fail "cannot find the agent process under /usr/bin/time (pid $child_pid)"
+  kill -TERM "$agent_pid"
+  wait "$child_pid" || status=$?
+  child_pid=
+  [ "$status" -eq 0 ] || { tail -n 30 "$dir/agent.log" >&2; fail "the agent exited with status $status after SIGTERM"; }
+  n=$(count_lines "$topic")
+  [ "$n" -eq "$expected" ] || fail "the agent wrote $n lines, expected $expected"
+  local first segments
+  shopt -s nullglob
+  segments=("$topic"/*.jsonl "$topic"/.*.jsonl.inprogress)
+  shopt -u nullglob
+  first=$(head -n 1 "${segments[0]}" | jq -r .op)
+  [ "$first" = "$op" ] || fail "the agent's first event has op \"$first\", expected \"$op\""
+  read -r _ user sys rss < <(time_fields "$dir/time")
+  result_wall=$(awk -v a="$t0" -v b="$t_done" 'BEGIN{printf "%.3f", (b-a)/1e9}')
+  result_cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN{printf "%.2f", u+s}')
+  result_rss_kb=$rss
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+
+rows_json=()
+table=()
+measure() {  # name slot endpos rows envelope_op pgoutput_message_type
+  local name=$1 slot=$2 endpos=$3 rows=$4 op=$5 msg=$6 i copy
+  local -a bw bc br aw ac ar
+  for i in $(seq "$repeats"); do
+    for who in baseline agent; do
+      copy=${slot}_${who}_$i
+      sql -c "SELECT pg_copy_logical_replication_slot('$slot', '$copy')" >/dev/null
+      if [ "$who" = baseline ]; then
+        run_baseline "$copy" "$endpos" "$rows" "$work/run/$name-$who-$i" "$msg"
+        bw+=("$result_wall"); bc+=("$result_cpu"); br+=("$result_rss_kb")
+      else
+        run_agent "$copy" "$rows" "$work/run/$name-$who-$i" "$op"
+        aw+=("$result_wall"); ac+=("$result_cpu"); ar+=("$result_rss_kb")
+      fi
+      log "$name run $i $who: ${result_wall}s wall, ${result_cpu}s CPU, $((result_rss_kb / 1024)) MB peak RSS"
+      rm -rf "$work/run/$name-$who-$i"
+      sql -c "SELECT pg_drop_replication_slot('$copy')" >/dev/null
+    done
+  done
+  local b_s a_s b_cpu a_cpu b_rss a_rss
+  b_s=$(median "${bw[@]}"); a_s=$(median "${aw[@]}")
+  b_cpu=$(median "${bc[@]}"); a_cpu=$(median "${ac[@]}")
+  b_rss=$(median "${br[@]}"); a_rss=$(median "${ar[@]}")
+  rows_json+=("$(jq -n --arg w "$name" --argjson rows "$rows" --argjson bs "$b_s" --argjson ags "$a_s" \
+    --argjson bc "$b_cpu" --argjson ac "$a_cpu" --argjson br "$b_rss" --argjson ar "$a_rss" \
+    --argjson n "$repeats" --arg bw "${bw[*]}" --arg aw "${aw[*]}" '
+    def r(x; d): (x * pow(10; d) | round) / pow(10; d);
+    ($bc / $rows * 1e6) as $bus | ($ac / $rows * 1e6) as $aus | ($bs / $ags) as $tr |
+    {workload: $w, rows: $rows, runs: $n,
+     baseline_seconds: $bs, agent_seconds: $ags, throughput_ratio: r($tr; 3),
+     baseline_cpu_us_per_row: r($bus; 3), agent_cpu_us_per_row: r($aus; 3),
+     cpu_ratio: r($aus / $bus; 3),
+     baseline_peak_rss_mb: r($br / 1024; 1), agent_peak_rss_mb: r($ar / 1024; 1),
+     baseline_seconds_all: ($bw | split(" ") | map(tonumber)),
+     agent_seconds_all: ($aw | split(" ") | map(tonumber)),
+     throughput_pass: ($tr >= 0.95), cpu_pass: ($aus / $bus <= 0.5),
+     rss_pass: ($ar / 1024 <= 32)}')")
+}
+
+# The WAL position after a workload: pg_recvlogical's --endpos.
+wal_end() { sql -c "SELECT pg_current_wal_lsn()"; }
+
+# --- workload 1: one transaction inserting rows ------------------------------------------------
+sql -c "SELECT pg_create_logical_replication_slot('bench_src', 'pgoutput')" >/dev/null
+log "Workload 1: one transaction inserting $insert_rows rows"
+sql -c "INSERT INTO public.bench SELECT g, g % 1000, md5(g::text) || lpad(g::text, 8, '0')
+        FROM generate_series(1, $insert_rows) g"
+end1=$(wal_end)
+log "Workload 1 WAL ends at $end1"
+measure insert bench_src "$end1" "$insert_rows" c I
+sql -c "SELECT pg_drop_replication_slot('bench_src')" >/dev/null
+
+# --- workload 2: single-row UPDATE transactions ------------------------------------------------
+sql -c "VACUUM ANALYZE public.bench" -c "CHECKPOINT"
+sql -c "SELECT pg_create_logical_replication_slot('bench_src_upd', 'pgoutput')" >/dev/null
+log "Workload 2: $update_txns single-row UPDATE transactions"
+sql -c "DO \$\$ BEGIN
+          FOR i IN 1..$update_txns LOOP
+            UPDATE public.bench SET qty = qty + 1 WHERE id = i;
+            COMMIT;
+          END LOOP;
+        END \$\$"
+end2=$(wal_end)
+log "Workload 2 WAL ends at $end2"
+measure update bench_src_upd "$end2" "$update_txns" u U
+
+# --- report ------------------------------------------------------------------------------------
+report=$(printf '%s\n' "${rows_json[@]}" | jq -s \
+  --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
+  --argjson nproc "$(nproc)" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
+  '{machine: {nproc: $nproc, cpu: $cpu, loadavg_at_end: $load},
+    targets: {throughput_ratio_min: 0.95, cpu_ratio_max: 0.5, agent_peak_rss_mb_max: 32},
+    workloads: .}')
+[ -z "$json_out" ] || printf '%s\n' "$report" >"$json_out"
+
+pf() { if [ "$1" = true ]; then echo PASS; else echo MISS; fi; }
+echo
+echo "Tributary vs pg_recvlogical, medians of $repeats runs ($(nproc) cores, load average $(jq -r .machine.loadavg_at_end <<<"$report"))"
+printf '%-8s %8s %10s %9s %12s %12s %12s %12s %9s %13s\n' workload rows baseline_s agent_s \
+  throughput_x base_us/row agent_us/row cpu_ratio_x base_MB agent_MB
+jq -r '.workloads[] | [.workload, .rows, .baseline_seconds, .agent_seconds, .throughput_ratio,
+  .baseline_cpu_us_per_row, .agent_cpu_us_per_row, .cpu_ratio, .baseline_peak_rss_mb,
+  .agent_peak_rss_mb, .throughput_pass, .cpu_pass, .rss_pass] | @tsv' <<<"$report" |
+while IFS=$'\t' read -r w rows bs as tr bus aus cr brss arss tp cp rp; do
+  printf '%-8s %8d %10.2f %9.2f %7.2f %-4s %12.2f %12.2f %7.2f %-4s %9.1f %8.1f %-4s\n' "$w" "$rows" \
+    "$bs" "$as" "$tr" "$(pf "$tp")" "$bus" "$aus" "$cr" "$(pf "$cp")" "$brss" "$arss" "$(pf "$rp")"
+done
+echo "targets: throughput_x >= 0.95, cpu_ratio_x (agent/baseline CPU per row) <= 0.5, agent peak RSS <= 32 MB"
+echo "agent seconds: start until every row is in the files; agent CPU includes start-up and shutdown"
+[ -z "$json_out" ] || echo "JSON written to $json_out"
