@@ -26,6 +26,7 @@ const std::map<std::string, SourceFactory>& SourceFactories() {
              .exclude_tables = c.exclude_tables,
              .slot = c.slot,
              .publication = c.publication,
+             .heartbeat_interval = std::chrono::milliseconds(c.heartbeat_interval_ms),
          });
        }},
   };
@@ -70,6 +71,7 @@ Result<std::unique_ptr<Sink>> MakeSink(const SinkConfig& config) {
 
 std::vector<std::string> UnsupportedFeatures(const AgentConfig& config) {
   std::vector<std::string> problems;
+  if (config.sources.empty()) problems.push_back("sources: at least one source is required");
   for (size_t i = 0; i < config.sources.size(); ++i) {
     if (config.sources[i].snapshot == "initial") {
       problems.push_back(fmt::format(

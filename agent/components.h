@@ -14,8 +14,8 @@ namespace tributary {
 Result<std::unique_ptr<Source>> MakeSource(const SourceConfig& config);
 Result<std::unique_ptr<Sink>> MakeSink(const SinkConfig& config);
 
-// Problems with a config that parses but asks for what this build cannot do yet, one line
-// each with its path, as LoadConfig reports them.
+// Problems with a config that parses but cannot run: nothing to stream, or what this build
+// cannot do yet. One line each with its path, as LoadConfig reports them.
 std::vector<std::string> UnsupportedFeatures(const AgentConfig& config);
 
 }  // namespace tributary

@@ -15,10 +15,6 @@ namespace tributary::postgres {
 
 namespace {
 
-// How often a standby status update goes out when nothing else prompts one; well inside
-// the server's default wal_sender_timeout of 60 s.
-constexpr auto kStatusInterval = std::chrono::seconds(10);
-
 bool MatchesAny(const std::vector<std::string>& globs, const std::string& name) {
   return std::any_of(globs.begin(), globs.end(), [&](const std::string& glob) {
     return fnmatch(glob.c_str(), name.c_str(), 0) == 0;
@@ -209,7 +205,7 @@ Status PostgresSource::Poll(Batch& batch, size_t max_bytes, std::chrono::millise
   if (!stream_) return Status::Retriable("postgres: source is not open");
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
-    if (std::chrono::steady_clock::now() - last_status_ >= kStatusInterval) {
+    if (std::chrono::steady_clock::now() - last_status_ >= options_.heartbeat_interval) {
       RETURN_IF_ERROR(SendStatus(false));
     }
     char* buffer = nullptr;

@@ -24,6 +24,9 @@ struct PostgresSourceOptions {
   std::vector<std::string> exclude_tables;  // likewise
   std::string slot;
   std::string publication;
+  // How often a standby status update goes out when nothing else prompts one; keep it well
+  // inside the server's wal_sender_timeout (60 s by default).
+  std::chrono::milliseconds heartbeat_interval{10000};
 };
 
 // PostgreSQL logical replication with pgoutput (proto_version 1). The checkpoint is the

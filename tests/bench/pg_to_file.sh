@@ -107,11 +107,13 @@ relid=$(sql -c "SELECT 'public.bench'::regclass::oid")
 now_ns() { date +%s%N; }
 
 # Newlines in the agent's output so far, counted incrementally: segments only grow, and a
-# segment keeps its number when it is renamed from .N.jsonl.inprogress to N.jsonl.
+# segment keeps its number when it is renamed from .N.jsonl.inprogress to N.jsonl. Sets
+# lines_now; runs in this shell (not in $(...)) so that the counts carry over between polls.
 declare -A counted_bytes counted_lines
-count_reset() { counted_bytes=(); counted_lines=(); }
+lines_now=0
+count_reset() { counted_bytes=(); counted_lines=(); lines_now=0; }
 count_lines() {
-  local dir=$1 total=0 f seg size have
+  local dir=$1 total=0 f seg size have chunk
   shopt -s nullglob dotglob
   local files=("$dir"/*.jsonl "$dir"/.*.jsonl.inprogress)
   shopt -u nullglob dotglob
@@ -120,13 +122,15 @@ count_lines() {
     size=$(stat -c %s "$f" 2>/dev/null) || continue   # renamed between glob and stat
     have=${counted_bytes[$seg]:-0}
     if [ "$size" -gt "$have" ]; then
-      counted_lines[$seg]=$(( ${counted_lines[$seg]:-0} + $(dd if="$f" iflag=skip_bytes,count_bytes \
-        skip="$have" count=$((size - have)) status=none 2>/dev/null | wc -l) ))
+      # The segment may be renamed after the stat: count it again, under its new name, next time.
+      chunk=$(dd if="$f" iflag=skip_bytes,count_bytes skip="$have" count=$((size - have)) \
+                status=none 2>/dev/null | wc -l || exit 1) || continue
+      counted_lines[$seg]=$(( ${counted_lines[$seg]:-0} + chunk ))
       counted_bytes[$seg]=$size
     fi
   done
   for seg in "${!counted_lines[@]}"; do total=$((total + counted_lines[$seg])); done
-  echo "$total"
+  lines_now=$total
 }
 
 # Reads "elapsed user sys maxrss_kb" from a GNU time output file (last line).
@@ -157,7 +161,7 @@ run_baseline() {  # slot endpos expected out_dir message_type
 }
 
 run_agent() {  # slot expected out_dir expected_op
-  local slot=$1 expected=$2 dir=$3 op=$4 t0 t_done= n=0 agent_pid status=0 deadline
+  local slot=$1 expected=$2 dir=$3 op=$4 t0 t_done='' n=0 agent_pid status=0 deadline
   mkdir -p "$dir"
   cat >"$dir/tributary.yaml" <<YAML
 state_dir: $dir/state
@@ -184,7 +188,7 @@ YAML
     "$agent_bin" run --config "$dir/tributary.yaml" 2>"$dir/agent.log" &
   child_pid=$!
   while :; do
-    n=$(count_lines "$topic")
+    count_lines "$topic"; n=$lines_now
     if [ "$n" -ge "$expected" ]; then t_done=$(now_ns); break; fi
     if ! kill -0 "$child_pid" 2>/dev/null; then
       tail -n 30 "$dir/agent.log" >&2
@@ -202,14 +206,17 @@ YAML
   wait "$child_pid" || status=$?
   child_pid=
   [ "$status" -eq 0 ] || { tail -n 30 "$dir/agent.log" >&2; fail "the agent exited with status $status after SIGTERM"; }
-  n=$(count_lines "$topic")
-  [ "$n" -eq "$expected" ] || fail "the agent wrote $n lines, expected $expected"
-  local first segments
+  # Check the files as a whole, after the timing: every row exactly once, with the right op.
+  local segments lines ids ops
   shopt -s nullglob
   segments=("$topic"/*.jsonl "$topic"/.*.jsonl.inprogress)
   shopt -u nullglob
-  first=$(head -n 1 "${segments[0]}" | jq -r .op)
-  [ "$first" = "$op" ] || fail "the agent's first event has op \"$first\", expected \"$op\""
+  lines=$(cat "${segments[@]}" | wc -l)
+  ids=$(cat "${segments[@]}" | grep -o '"after":{"id":[0-9]*' | sort -u | wc -l)
+  ops=$(cat "${segments[@]}" | grep -c "\"op\":\"$op\"" || true)
+  if [ "$lines" -ne "$expected" ] || [ "$ids" -ne "$expected" ] || [ "$ops" -ne "$expected" ]; then
+    fail "the agent wrote $lines lines, $ids distinct ids, $ops with op \"$op\"; expected $expected each"
+  fi
   read -r _ user sys rss < <(time_fields "$dir/time")
   result_wall=$(awk -v a="$t0" -v b="$t_done" 'BEGIN{printf "%.3f", (b-a)/1e9}')
   result_cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN{printf "%.2f", u+s}')
@@ -219,7 +226,6 @@ YAML
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
 rows_json=()
-table=()
 measure() {  # name slot endpos rows envelope_op pgoutput_message_type
   local name=$1 slot=$2 endpos=$3 rows=$4 op=$5 msg=$6 i copy
   local -a bw bc br aw ac ar

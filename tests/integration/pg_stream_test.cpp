@@ -1,4 +1,5 @@
 #define BOOST_TEST_MODULE pg_stream_test
+#include <fmt/format.h>
 #include <signal.h>
 
 #include <boost/test/unit_test.hpp>
@@ -234,6 +235,35 @@ BOOST_AUTO_TEST_CASE(slot_ahead_of_checkpoint_or_gone_stops_with_65) {
   BOOST_TEST(code == 65);
   log = ReadFile(dir.path() / "gone.log");
   BOOST_TEST(log.find("is gone") != std::string::npos, log);
+}
+
+BOOST_AUTO_TEST_CASE(a_dropped_replication_connection_is_resumed_without_loss) {
+  TempDir dir;
+  Pg().Exec("CREATE DATABASE drop_conn");
+  Pg().Exec("CREATE TABLE d (id int PRIMARY KEY)", "drop_conn");
+  auto config = WritePgFileConfig(dir.path(), Pg(), "drop_conn", "dc", "[public.d]");
+  AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent.log");
+  WaitForSlotActive(agent, "tributary_dc");
+  auto topic = TopicDir(dir.path(), "dc.public.d");
+  for (int round = 0; round < 3; ++round) {
+    Pg().Exec(fmt::format("INSERT INTO d SELECT g FROM generate_series({}, {}) g", round * 100 + 1,
+                          round * 100 + 100),
+              "drop_conn");
+    WaitForEvents(topic, static_cast<size_t>(round * 100 + 50), agent);
+    // The server drops the walsender, as on a failover or an admin's pg_terminate_backend.
+    Pg().Exec(
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+        "WHERE slot_name = 'tributary_dc' AND active",
+        "drop_conn");
+  }
+  auto events = WaitForEvents(topic, 300, agent);
+  agent.Signal(SIGTERM);
+  BOOST_TEST(agent.Wait(seconds(15)).value_or(-1) == 0);
+  events = ReadTopicEvents(topic);
+  BOOST_TEST(events.size() == 300u);
+  BOOST_TEST(FirstOutOfOrder(events) == -1);
+  BOOST_TEST(ReplayEvents(events, "id").size() == 300u);
+  BOOST_TEST(agent.Log().find("reconnecting") != std::string::npos, agent.Log());
 }
 
 BOOST_AUTO_TEST_CASE(bad_config_exits_78_naming_the_problem) {
