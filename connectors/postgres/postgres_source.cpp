@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <set>
+#include <thread>
 
 #include "agent/core/logging.h"
 #include "connectors/postgres/lsn.h"
@@ -14,6 +15,13 @@
 namespace tributary::postgres {
 
 namespace {
+
+// How long a Poll that has events keeps gathering more, and the step it sleeps in between
+// reads. Adds at most kLinger to the latency of a change, far below the sink's flush interval.
+constexpr auto kLinger = std::chrono::milliseconds(10);
+constexpr auto kLingerStep = std::chrono::milliseconds(1);
+// A read that brought at least this much means more is waiting (libpq reads 8 KiB and up).
+constexpr size_t kFullRead = 8192;
 
 bool MatchesAny(const std::vector<std::string>& globs, const std::string& name) {
   return std::any_of(globs.begin(), globs.end(), [&](const std::string& glob) {
@@ -204,6 +212,8 @@ Status PostgresSource::SendStatus(bool reply_requested) {
 Status PostgresSource::Poll(Batch& batch, size_t max_bytes, std::chrono::milliseconds timeout) {
   if (!stream_) return Status::Retriable("postgres: source is not open");
   auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto linger_until = std::min(deadline, std::chrono::steady_clock::now() + kLinger);
+  size_t bytes_since_read = 0;
   while (true) {
     if (std::chrono::steady_clock::now() - last_status_ >= options_.heartbeat_interval) {
       RETURN_IF_ERROR(SendStatus(false));
@@ -211,6 +221,7 @@ Status PostgresSource::Poll(Batch& batch, size_t max_bytes, std::chrono::millise
     char* buffer = nullptr;
     int length = PQgetCopyData(stream_->get(), &buffer, /*async=*/1);
     if (length > 0) {
+      bytes_since_read += static_cast<size_t>(length);
       bool commit_seen = false;
       Status status = HandleCopyData(std::string_view(buffer, length), batch, commit_seen);
       PQfreemem(buffer);
@@ -226,10 +237,26 @@ Status PostgresSource::Poll(Batch& batch, size_t max_bytes, std::chrono::millise
     if (length == -2) {
       return Status::Retriable("postgres: replication stream failed: " + stream_->LastError());
     }
-    // Nothing buffered: hand over what we have, or wait for the socket.
-    if (!batch.empty()) return Status::Ok();
+    // Nothing buffered. With events in hand: if the last read was full, the server is
+    // streaming fast, so read on at once; if it was thin, linger a little so that a stream of
+    // small transactions piles up in the socket and one read takes many messages, instead of
+    // a wake-up and a read per message. Then hand the batch over.
     auto now = std::chrono::steady_clock::now();
+    if (!batch.empty()) {
+      if (bytes_since_read < kFullRead) {
+        if (now >= linger_until) return Status::Ok();
+        std::this_thread::sleep_for(kLingerStep);
+      }
+      if (PQconsumeInput(stream_->get()) != 1) {
+        return Status::Retriable("postgres: replication connection lost: " +
+                                 stream_->LastError());
+      }
+      bytes_since_read = 0;
+      continue;
+    }
     if (now >= deadline) return Status::Ok();
+    linger_until = std::min(deadline, now + kLinger);
+    bytes_since_read = 0;
     pollfd fd{PQsocket(stream_->get()), POLLIN, 0};
     int wait_ms = static_cast<int>(
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count());
