@@ -40,8 +40,15 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
   const auto max_backoff = std::chrono::milliseconds(30000);
   Status status;
   while (true) {
+    auto started = std::chrono::steady_clock::now();
     status = RunOnce(stop);
-    if (status.ok() || !status.retriable() || stop.load()) break;
+    // A source that streamed for a while before failing starts its backoff afresh.
+    if (std::chrono::steady_clock::now() - started > max_backoff) {
+      backoff = std::chrono::milliseconds(500);
+    }
+    // A transient failure while stopping is no failure: RunOnce drained and checkpointed.
+    if (status.retriable() && stop.load()) status = Status::Ok();
+    if (status.ok() || !status.retriable()) break;
     // Jitter spreads reconnects of many agents after a server restart.
     auto delay = std::chrono::milliseconds(
         std::uniform_int_distribution<int64_t>(backoff.count() / 2, backoff.count())(random));
@@ -70,7 +77,9 @@ Status Pipeline::RunOnce(const std::atomic<bool>& stop) {
   Status drained = Drain();
   source_->Close();
   source_open_ = false;
-  return status.ok() ? drained : status;
+  // A sink that cannot drain outranks the source's failure: it is what would lose data.
+  if (!drained.ok()) return drained;
+  return status;
 }
 
 Status Pipeline::Pump(const std::atomic<bool>& stop) {

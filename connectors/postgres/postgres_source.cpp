@@ -57,7 +57,7 @@ Status PostgresSource::Open(const std::optional<std::string>& checkpoint) {
   database_ = settings[0][1];
 
   ASSIGN_OR_RETURN(std::vector<TableName> tables, ResolveTables());
-  RETURN_IF_ERROR(EnsurePublication(tables));
+  RETURN_IF_ERROR(EnsurePublication(tables, checkpoint.has_value()));
 
   ASSIGN_OR_RETURN(PgConnection stream,
                    PgConnection::Open(options_.dsn, PgConnection::Mode::kLogicalReplication));
@@ -90,7 +90,7 @@ Result<std::vector<PostgresSource::TableName>> PostgresSource::ResolveTables() {
   return tables;
 }
 
-Status PostgresSource::EnsurePublication(const std::vector<TableName>& tables) {
+Status PostgresSource::EnsurePublication(const std::vector<TableName>& tables, bool resuming) {
   std::string name = catalog_->QuoteLiteral(options_.publication);
   ASSIGN_OR_RETURN(TextRows exists,
                    catalog_->Query("SELECT count(*) FROM pg_publication WHERE pubname = " + name));
@@ -112,6 +112,16 @@ Status PostgresSource::EnsurePublication(const std::vector<TableName>& tables) {
   std::set<TableName> have;
   for (const auto& row : current) have.insert({row[0], row[1]});
   if (have == std::set<TableName>(tables.begin(), tables.end())) return Status::Ok();
+  if (resuming) {
+    for (const auto& [schema, table] : tables) {
+      if (have.contains({schema, table})) continue;
+      // The stream resumes before now, but the publication covers the table only from now.
+      spdlog::warn(
+          "postgres: Table joins the publication; its changes are captured from now "
+          "on, earlier ones are not source={} table={}.{}",
+          options_.name, schema, table);
+    }
+  }
   spdlog::info("postgres: Updating publication tables source={} publication={} tables={}",
                options_.name, options_.publication, tables.size());
   return catalog_->Command("ALTER PUBLICATION " + ident + " SET TABLE " + table_list);
@@ -179,6 +189,16 @@ Result<uint64_t> PostgresSource::PrepareSlot(const std::optional<std::string>& c
         "tables, or accept the gap by deleting the source's checkpoint.json in state_dir",
         options_.name, options_.slot, slot[2], *checkpoint));
   }
+  ASSIGN_OR_RETURN(TextRows wal, catalog_->Query("SELECT pg_current_wal_lsn()::text"));
+  std::optional<uint64_t> wal_end = ParseLsn(wal.at(0).at(0));
+  if (wal_end && *wal_end < *checkpoint_lsn) {
+    return Status::ContinuityLost(fmt::format(
+        "postgres: source {}: the server's WAL ends at {}, before the checkpoint {}: this is "
+        "not the server the checkpoint came from, or it was restored from a backup. Refusing "
+        "to stream a different history: re-snapshot, or delete the source's checkpoint.json "
+        "in state_dir to start from the slot",
+        options_.name, wal.at(0).at(0), *checkpoint));
+  }
   flushed_lsn_ = *checkpoint_lsn;
   return *checkpoint_lsn;
 }
@@ -191,10 +211,19 @@ Status PostgresSource::StartStreaming(uint64_t start_lsn) {
   ASSIGN_OR_RETURN(PgResult ignored, stream_->Exec(sql, PGRES_COPY_BOTH));
   received_lsn_ = std::max(received_lsn_, start_lsn);
   flushed_lsn_ = std::max(flushed_lsn_, start_lsn);
-  last_status_ = std::chrono::steady_clock::now();
+  last_status_ = last_receive_ = std::chrono::steady_clock::now();
+  handed_lsn_ = std::max(handed_lsn_, start_lsn);
+  in_transaction_ = false;
   spdlog::info("postgres: Streaming source={} slot={} publication={} start_lsn={}", options_.name,
                options_.slot, options_.publication, FormatLsn(start_lsn));
   return Status::Ok();
+}
+
+std::chrono::milliseconds PostgresSource::ReceiveTimeout() const {
+  // Every heartbeat asks for a reply; several missed in a row, and at least a minute of
+  // silence, mean the connection is dead even if the socket has not noticed.
+  return std::max<std::chrono::milliseconds>(std::chrono::seconds(60),
+                                             4 * options_.heartbeat_interval);
 }
 
 Status PostgresSource::SendStatus(bool reply_requested) {
@@ -215,12 +244,21 @@ Status PostgresSource::Poll(Batch& batch, size_t max_bytes, std::chrono::millise
   auto linger_until = std::min(deadline, std::chrono::steady_clock::now() + kLinger);
   size_t bytes_since_read = 0;
   while (true) {
-    if (std::chrono::steady_clock::now() - last_status_ >= options_.heartbeat_interval) {
-      RETURN_IF_ERROR(SendStatus(false));
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_status_ >= options_.heartbeat_interval) {
+      // Asking for a reply makes the server send a keepalive: proof that it is alive, and,
+      // when idle, a position to checkpoint.
+      RETURN_IF_ERROR(SendStatus(/*reply_requested=*/true));
+    }
+    if (now - last_receive_ > ReceiveTimeout()) {
+      return Status::Retriable(fmt::format(
+          "postgres: nothing from the server for {} s, not even a keepalive; reconnecting",
+          std::chrono::duration_cast<std::chrono::seconds>(now - last_receive_).count()));
     }
     char* buffer = nullptr;
     int length = PQgetCopyData(stream_->get(), &buffer, /*async=*/1);
     if (length > 0) {
+      last_receive_ = now;
       bytes_since_read += static_cast<size_t>(length);
       bool commit_seen = false;
       Status status = HandleCopyData(std::string_view(buffer, length), batch, commit_seen);
@@ -241,15 +279,14 @@ Status PostgresSource::Poll(Batch& batch, size_t max_bytes, std::chrono::millise
     // streaming fast, so read on at once; if it was thin, linger a little so that a stream of
     // small transactions piles up in the socket and one read takes many messages, instead of
     // a wake-up and a read per message. Then hand the batch over.
-    auto now = std::chrono::steady_clock::now();
+    now = std::chrono::steady_clock::now();
     if (!batch.empty()) {
       if (bytes_since_read < kFullRead) {
         if (now >= linger_until) return Status::Ok();
         std::this_thread::sleep_for(kLingerStep);
       }
       if (PQconsumeInput(stream_->get()) != 1) {
-        return Status::Retriable("postgres: replication connection lost: " +
-                                 stream_->LastError());
+        return Status::Retriable("postgres: replication connection lost: " + stream_->LastError());
       }
       bytes_since_read = 0;
       continue;
@@ -273,6 +310,13 @@ Status PostgresSource::HandleCopyData(std::string_view bytes, Batch& batch, bool
   RETURN_IF_ERROR(DecodeCopyData(bytes, copy_data_));
   received_lsn_ = std::max(received_lsn_, copy_data_.wal_end);
   if (copy_data_.type == CopyDataType::kKeepalive) {
+    // Between transactions the keepalive's position says the server has sent every commit
+    // before it: checkpointing it lets the slot advance while the captured tables are idle
+    // and others are busy, so the server does not retain WAL for us without end.
+    if (!in_transaction_ && copy_data_.wal_end > handed_lsn_) {
+      handed_lsn_ = copy_data_.wal_end;
+      batch.commit_position = FormatLsn(copy_data_.wal_end);
+    }
     if (copy_data_.reply_requested) return SendStatus(false);
     return Status::Ok();
   }
@@ -287,8 +331,11 @@ Status PostgresSource::HandlePgoutput(uint64_t lsn, Batch& batch, bool& commit_s
       txn_commit_ts_us_ = PostgresToUnixMicros(message_.begin.commit_ts_pg_us);
       txn_xid_ = message_.begin.xid;
       txn_sequence_ = 0;
+      in_transaction_ = true;
       return Status::Ok();
     case PgoutputType::kCommit:
+      in_transaction_ = false;
+      handed_lsn_ = std::max(handed_lsn_, message_.commit.end_lsn);
       batch.commit_position = FormatLsn(message_.commit.end_lsn);
       commit_seen = true;
       return Status::Ok();

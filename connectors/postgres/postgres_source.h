@@ -50,10 +50,13 @@ class PostgresSource : public Source {
   using TableName = std::pair<std::string, std::string>;  // schema, table
 
   Result<std::vector<TableName>> ResolveTables();
-  Status EnsurePublication(const std::vector<TableName>& tables);
+  // Creates the publication, or sets its tables to `tables`; `resuming` when streaming will
+  // restart from a checkpoint.
+  Status EnsurePublication(const std::vector<TableName>& tables, bool resuming);
   Result<uint64_t> PrepareSlot(const std::optional<std::string>& checkpoint);
   Status StartStreaming(uint64_t start_lsn);
   Status SendStatus(bool reply_requested);
+  std::chrono::milliseconds ReceiveTimeout() const;
   Status HandleCopyData(std::string_view bytes, Batch& batch, bool& commit_seen);
   Status HandlePgoutput(uint64_t lsn, Batch& batch, bool& commit_seen);
   Status HandleRelation();
@@ -81,9 +84,12 @@ class PostgresSource : public Source {
   uint32_t txn_xid_ = 0;
   uint32_t txn_sequence_ = 0;
 
-  uint64_t received_lsn_ = 0;  // furthest WAL position seen
-  uint64_t flushed_lsn_ = 0;   // end of the last durably checkpointed commit
+  bool in_transaction_ = false;  // between Begin and Commit
+  uint64_t handed_lsn_ = 0;      // the latest position put into a batch
+  uint64_t received_lsn_ = 0;    // furthest WAL position seen
+  uint64_t flushed_lsn_ = 0;     // the latest durably checkpointed position
   std::chrono::steady_clock::time_point last_status_{};
+  std::chrono::steady_clock::time_point last_receive_{};
 };
 
 }  // namespace tributary::postgres

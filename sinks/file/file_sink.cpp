@@ -144,6 +144,11 @@ Status FileSink::Flush() {
   std::deque<PendingBatch> durable = std::exchange(pending_, {});
   pending_bytes_ = 0;
   for (const PendingBatch& batch : durable) on_durable_(batch.sequence);
+  // A source replaces a table's schema on every Relation message (reconnects, DDL); forget
+  // the versions no batch holds any more, so the cache does not grow for ever.
+  std::erase_if(topic_by_table_,
+                [](const auto& entry) { return entry.second.schema.use_count() == 1; });
+  last_table_ = nullptr;
   return Status::Ok();
 }
 

@@ -68,8 +68,10 @@ std::filesystem::path TopicWriter::WatermarkPath() const { return dir_ / kWaterm
 
 Status TopicWriter::Recover() {
   std::error_code ec;
-  std::filesystem::create_directories(dir_, ec);
+  bool created = std::filesystem::create_directories(dir_, ec);
   if (ec) return IoError("create directory", dir_, ec.value());
+  // Otherwise a power loss could take the new directory, and the files in it, away.
+  if (created) RETURN_IF_ERROR(SyncDirectory(dir_.parent_path()));
   RETURN_IF_ERROR(Lock());
 
   std::filesystem::path stale_temp = TempPathFor(WatermarkPath());

@@ -230,6 +230,16 @@ BOOST_AUTO_TEST_CASE(slot_ahead_of_checkpoint_or_gone_stops_with_65) {
   BOOST_TEST(log.find("ahead of the checkpoint") != std::string::npos, log);
   BOOST_TEST(ReadTopicEvents(TopicDir(dir.path(), "ah.public.a")).size() == 1u);
 
+  // A checkpoint from beyond the server's WAL: another server, or one restored from a backup.
+  std::string saved = ReadFile(dir.path() / "state/ah/checkpoint.json");
+  std::ofstream(dir.path() / "state/ah/checkpoint.json", std::ios::trunc)
+      << R"({"source":"ah","position":"FF/0","saved_at":"2026-01-01T00:00:00.000Z"})";
+  code = RunAgent({"run", "--config", config.string()}, dir.path() / "behind.log");
+  BOOST_TEST(code == 65);
+  log = ReadFile(dir.path() / "behind.log");
+  BOOST_TEST(log.find("before the checkpoint FF/0") != std::string::npos, log);
+  std::ofstream(dir.path() / "state/ah/checkpoint.json", std::ios::trunc) << saved;
+
   Pg().Exec("SELECT pg_drop_replication_slot('tributary_ah')", "ahead");
   code = RunAgent({"run", "--config", config.string()}, dir.path() / "gone.log");
   BOOST_TEST(code == 65);
@@ -264,6 +274,39 @@ BOOST_AUTO_TEST_CASE(a_dropped_replication_connection_is_resumed_without_loss) {
   BOOST_TEST(FirstOutOfOrder(events) == -1);
   BOOST_TEST(ReplayEvents(events, "id").size() == 300u);
   BOOST_TEST(agent.Log().find("reconnecting") != std::string::npos, agent.Log());
+}
+
+BOOST_AUTO_TEST_CASE(slot_advances_while_only_uncaptured_tables_change) {
+  TempDir dir;
+  Pg().Exec("CREATE DATABASE idle");
+  Pg().Exec("CREATE TABLE captured (id int PRIMARY KEY); CREATE TABLE busy (id int PRIMARY KEY)",
+            "idle");
+  auto config = WritePgFileConfig(dir.path(), Pg(), "idle", "id", "[public.captured]",
+                                  "    heartbeat_interval_ms: 200");
+  AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent.log");
+  WaitForSlotActive(agent, "tributary_id");
+  Pg().Exec("INSERT INTO busy SELECT g FROM generate_series(1, 10000) g", "idle");
+  std::string target = Pg().QueryValue("SELECT pg_current_wal_lsn()", "idle");
+  bool advanced = WaitFor(
+      [&] {
+        return Pg().QueryValue("SELECT confirmed_flush_lsn >= '" + target +
+                               "' FROM pg_replication_slots WHERE slot_name = 'tributary_id'") ==
+               "t";
+      },
+      seconds(20));
+  BOOST_TEST(advanced, "the slot did not advance past the uncaptured writes\n" << agent.Log());
+  // The position the slot reached is a saved checkpoint, so a restart passes the continuity check.
+  agent.Signal(SIGTERM);
+  BOOST_TEST(agent.Wait(seconds(15)).value_or(-1) == 0);
+  BOOST_TEST(Pg().QueryValue("SELECT confirmed_flush_lsn FROM pg_replication_slots "
+                             "WHERE slot_name = 'tributary_id'") == Checkpoint(dir.path(), "id"));
+  Pg().Exec("INSERT INTO captured VALUES (1)", "idle");
+  AgentProcess again({"run", "--config", config.string()}, dir.path() / "agent2.log");
+  auto events = WaitForEvents(TopicDir(dir.path(), "id.public.captured"), 1, again);
+  BOOST_TEST(events.size() == 1u);
+  BOOST_TEST(!std::filesystem::exists(TopicDir(dir.path(), "id.public.busy")));
+  again.Signal(SIGTERM);
+  BOOST_TEST(again.Wait(seconds(15)).value_or(-1) == 0);
 }
 
 BOOST_AUTO_TEST_CASE(bad_config_exits_78_naming_the_problem) {
