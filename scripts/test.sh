@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what it needs, builds a release and an ASan+UBSan build,
-# runs unit and integration tests (real PostgreSQL 15, started by the tests) in both, and
-# runs the pgoutput fuzzer briefly.
+# The whole test suite: installs what it needs, checks formatting, builds a release and an
+# ASan+UBSan build, runs unit and integration tests (real PostgreSQL 15, started by the
+# tests) in both, and runs the pgoutput fuzzer briefly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,11 +14,6 @@ cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/nul
 ninja -C build/release -j"$jobs"
 ctest --test-dir build/release --output-on-failure -j"$jobs"
 
-cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTRIBUTARY_SANITIZE=ON >/dev/null
-ninja -C build/asan -j"$jobs"
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build/asan --output-on-failure -j"$jobs"
-
 CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DTRIBUTARY_FUZZ=ON >/dev/null
 ninja -C build/fuzz -j"$jobs" pgoutput_fuzz
@@ -26,3 +21,8 @@ mkdir -p build/fuzz/corpus
 build/fuzz/tests/fuzz/pgoutput_fuzz -max_total_time="${FUZZ_SECONDS:-60}" -print_final_stats=1 \
   build/fuzz/corpus tests/fixtures/pgoutput
 echo "fuzz: pgoutput decoder ran ${FUZZ_SECONDS:-60}s without a finding"
+
+cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTRIBUTARY_SANITIZE=ON >/dev/null
+ninja -C build/asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build/asan --output-on-failure -j"$jobs"
