@@ -29,6 +29,17 @@ bool MatchesAny(const std::vector<std::string>& globs, const std::string& name) 
   });
 }
 
+// `value` as exactly `digits` uppercase hex digits.
+void AppendHex(uint64_t value, int digits, std::string& out) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  size_t at = out.size();
+  out.resize(at + digits);
+  for (int i = digits - 1; i >= 0; --i) {
+    out[at + i] = kHex[value & 0xF];
+    value >>= 4;
+  }
+}
+
 int64_t NowPgMicros() {
   auto now = std::chrono::system_clock::now().time_since_epoch();
   return UnixToPostgresMicros(std::chrono::duration_cast<std::chrono::microseconds>(now).count());
@@ -424,9 +435,14 @@ void PostgresSource::StartEvent(Event& event, uint64_t lsn, Batch& batch) {
                           .lsn = lsn,
                           .txid = txn_xid_,
                           .sequence = txn_sequence_};
+  // "<commit LSN>/<change LSN>/<sequence>", fixed-width hex: sorts lexically in change order.
+  // Written by hand: fmt's formatting was a fifth of the agent's CPU per row.
   uint32_t offset = static_cast<uint32_t>(batch.arena.size());
-  fmt::format_to(std::back_inserter(batch.arena), "{:016X}/{:016X}/{:08X}", txn_commit_lsn_, lsn,
-                 txn_sequence_);
+  AppendHex(txn_commit_lsn_, 16, batch.arena);
+  batch.arena.push_back('/');
+  AppendHex(lsn, 16, batch.arena);
+  batch.arena.push_back('/');
+  AppendHex(txn_sequence_, 8, batch.arena);
   event.position =
       Value{offset, static_cast<uint32_t>(batch.arena.size() - offset), ValueKind::kString};
   ++txn_sequence_;

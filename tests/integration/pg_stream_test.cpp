@@ -102,6 +102,13 @@ BOOST_AUTO_TEST_CASE(inserts_updates_deletes_and_truncate_become_events) {
   BOOST_TEST(source["ts_ms"].get<int64_t>() > 1700000000000);
   BOOST_TEST(insert["ts_ms"].get<int64_t>() >= source["ts_ms"].get<int64_t>());
   BOOST_TEST(insert.contains("transaction"));
+  // source.position: commit LSN / change LSN / sequence in the transaction, fixed-width hex.
+  std::string position = source["position"];
+  BOOST_TEST_REQUIRE(position.size() == 42u);
+  BOOST_TEST((position[16] == '/' && position[33] == '/'));
+  BOOST_TEST(std::stoull(position.substr(17, 16), nullptr, 16) == source["lsn"].get<uint64_t>());
+  BOOST_TEST(position.substr(34) == "00000000");
+  BOOST_TEST(events[1]["source"]["position"].get<std::string>().substr(34) == "00000001");
   // Both rows of the first statement belong to one transaction.
   BOOST_TEST(events[0]["source"]["txId"] == events[1]["source"]["txId"]);
 
