@@ -72,8 +72,10 @@ DELETE FROM orders WHERE id = 2;
 SQL
 
 topic="$work/out/shop.public.orders"
+# Completed segments, then the open one (hidden: a leading dot).
+events() { cat "$topic"/*.jsonl "$topic"/.*.jsonl.inprogress 2>/dev/null || true; }
 for _ in $(seq 100); do
-  [ "$(cat "$topic"/*.jsonl* 2>/dev/null | wc -l)" -ge 4 ] && break
+  [ "$(events | wc -l)" -ge 4 ] && break
   sleep 0.1
 done
 kill -TERM "$agent_pid"
@@ -82,8 +84,8 @@ agent_pid=
 echo "== Agent log"
 cat "$work/agent.log"
 echo "== Events in $topic (exit status $status)"
-cat "$topic"/*.jsonl* | jq -c '{op, before, after, position: .source.position}'
+events | jq -c '{op, before, after, position: .source.position}'
 echo "== One full event"
-cat "$topic"/*.jsonl* | head -n 1 | jq .
+events | head -n 1 | jq .
 echo "== Checkpoint"
 cat "$work/state/shop/checkpoint.json"; echo
