@@ -16,7 +16,7 @@ using SourceFactory = std::function<std::unique_ptr<Source>(const SourceConfig&)
 using SinkFactory = std::function<std::unique_ptr<Sink>(const SinkConfig&)>;
 
 const std::map<std::string, SourceFactory>& SourceFactories() {
-  static const std::map<std::string, SourceFactory> factories = {
+  static const std::map<std::string, SourceFactory> kFactories = {
       {"postgres",
        [](const SourceConfig& c) -> std::unique_ptr<Source> {
          return std::make_unique<postgres::PostgresSource>(postgres::PostgresSourceOptions{
@@ -30,11 +30,11 @@ const std::map<std::string, SourceFactory>& SourceFactories() {
          });
        }},
   };
-  return factories;
+  return kFactories;
 }
 
 const std::map<std::string, SinkFactory>& SinkFactories() {
-  static const std::map<std::string, SinkFactory> factories = {
+  static const std::map<std::string, SinkFactory> kFactories = {
       {"file",
        [](const SinkConfig& c) -> std::unique_ptr<Sink> {
          return std::make_unique<FileSink>(FileSinkOptions{
@@ -46,7 +46,7 @@ const std::map<std::string, SinkFactory>& SinkFactories() {
          });
        }},
   };
-  return factories;
+  return kFactories;
 }
 
 }  // namespace

@@ -96,10 +96,13 @@ class [[nodiscard]] Result {
     if (!_st.ok()) return _st;        \
   } while (0)
 
+// lhs is a declaration and tmp a name: neither can be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                          \
   if (!tmp.ok()) return tmp.status();         \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 // ASSIGN_OR_RETURN(auto x, Foo()); binds x or returns Foo()'s Status.
 #define ASSIGN_OR_RETURN(lhs, expr) \

@@ -42,17 +42,11 @@ Result<PgConnection> PgConnection::Open(const std::string& dsn, Mode mode) {
                                    "tcp_user_timeout",
                                    "dbname",
                                    "options"};
-  std::vector<const char*> values = {
-      "tributary",
-      "10",
-      "1",
-      "30",
-      "10",
-      "3",
-      "60000",
-      dsn.c_str(),
+  static constexpr const char* kSessionSettings =
       "-c DateStyle=ISO -c TimeZone=UTC -c extra_float_digits=3 -c bytea_output=hex "
-      "-c IntervalStyle=iso_8601 -c client_encoding=UTF8"};
+      "-c IntervalStyle=iso_8601 -c client_encoding=UTF8";
+  std::vector<const char*> values = {
+      "tributary", "10", "1", "30", "10", "3", "60000", dsn.c_str(), kSessionSettings};
   if (mode == Mode::kLogicalReplication) {
     keys.push_back("replication");
     values.push_back("database");
@@ -87,7 +81,7 @@ PgConnection::~PgConnection() {
   if (conn_ != nullptr) PQfinish(conn_);
 }
 
-Status ClassifyPgError(PGconn* conn, const PGresult* result, std::string context) {
+Status ClassifyPgError(PGconn* conn, const PGresult* result, const std::string& context) {
   const char* state = result != nullptr ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
   std::string message =
       TrimNewline(result != nullptr ? PQresultErrorMessage(result) : PQerrorMessage(conn));

@@ -55,6 +55,6 @@ class PgConnection {
 };
 
 // Sorts a server error into retriable (the connection or server went away) or not.
-Status ClassifyPgError(PGconn* conn, const PGresult* result, std::string context);
+Status ClassifyPgError(PGconn* conn, const PGresult* result, const std::string& context);
 
 }  // namespace tributary::postgres
