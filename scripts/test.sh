@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what it needs, checks formatting and clang-tidy, builds a release and an
-# ASan+UBSan build, runs unit and integration tests (real PostgreSQL 15, started by the
-# tests) in both, and runs the pgoutput fuzzer briefly.
+# The whole test suite: installs what it needs, checks clang-format and clang-tidy, builds a
+# release and an ASan+UBSan build, runs unit and integration tests (real PostgreSQL 15,
+# started by the tests) in both, and runs the pgoutput fuzzer briefly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
