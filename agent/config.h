@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,11 +38,25 @@ struct SinkConfig {
   int64_t flush_interval_ms = 200;   // file: how often data is fsynced and acked
 };
 
+// Column masking and PII detection (docs/masking.md).
+struct MaskingRule {
+  std::string columns;  // glob over "schema.table.column" (MySQL: "db.table.column")
+  std::string action;   // hash | redact | null | keep_last | truncate | email
+  int64_t n = 0;        // keep_last, truncate: how many characters
+};
+
+struct MaskingConfig {
+  std::string key;             // HMAC-SHA256 key; required (≥ 16 bytes) when a rule hashes
+  std::string detect = "off";  // off | warn | mask
+  std::vector<MaskingRule> rules;
+};
+
 struct AgentConfig {
   std::string state_dir;
   LogConfig log;
   std::vector<SourceConfig> sources;
   std::vector<SinkConfig> sinks;
+  std::optional<MaskingConfig> masking;  // absent: no masking stage
 };
 
 // Loads and validates a config file. On failure the Status is kInvalidConfig and its message

@@ -208,6 +208,10 @@ void EnvelopeWriter::WriteSource(const Batch& batch, const Event& event, std::st
   AppendNumber(table.version, out);
   out.append(",\"position\":");
   AppendJsonString(batch.Text(event.position), out);
+  if (batch.masking_policy != nullptr) {
+    out.append(",\"masking_policy\":");
+    AppendJsonString(*batch.masking_policy, out);
+  }
   out.push_back('}');
 }
 

@@ -82,6 +82,9 @@ struct Batch {
   // Set when the batch ends a source transaction: the source's resumable position of that
   // commit. Only these are ever checkpointed.
   std::optional<std::string> commit_position;
+  // Set by the masking transform: the fingerprint of the policy that produced these events,
+  // written as source.masking_policy. Points into the transform, which outlives the batch.
+  const std::string* masking_policy = nullptr;
 
   std::string_view Text(const Value& value) const {
     return {arena.data() + value.offset, value.length};
@@ -106,6 +109,7 @@ struct Batch {
     arena.clear();
     tables.clear();
     commit_position.reset();
+    masking_policy = nullptr;
   }
 };
 
