@@ -14,6 +14,7 @@
 #include "agent/core/logging.h"
 #include "agent/exit_codes.h"
 #include "agent/pipeline.h"
+#include "agent/transforms/masking_transform.h"
 
 namespace tributary {
 
@@ -98,10 +99,19 @@ int Run(const std::string& path) {
         sinks.push_back(std::move(sink).value());
       }
     }
-    pipelines.push_back(
-        std::make_unique<Pipeline>(source_config.name, std::move(source).value(), std::move(sinks),
-                                   std::vector<std::unique_ptr<Transform>>{},
-                                   CheckpointStore(config->state_dir, source_config.name)));
+    // Each pipeline runs on its own thread with its own transforms.
+    std::vector<std::unique_ptr<Transform>> transforms;
+    if (config->masking) {
+      auto masking = MaskingTransform::Create(*config->masking);
+      if (!masking.ok()) {
+        spdlog::error("agent: {}", masking.status().message());
+        return ExitCodeFor(masking.status());
+      }
+      transforms.push_back(std::move(masking).value());
+    }
+    pipelines.push_back(std::make_unique<Pipeline>(
+        source_config.name, std::move(source).value(), std::move(sinks), std::move(transforms),
+        CheckpointStore(config->state_dir, source_config.name)));
   }
 
   // One thread per source; the first failure stops the others, and the worst exit code wins.

@@ -30,6 +30,11 @@ constexpr size_t kMaxQuotedLength = 80;
 
 constexpr size_t kMaxConfigFileBytes = 16 << 20;
 
+// HMAC-SHA256 keys shorter than this are too easy to brute-force over low-entropy PII.
+constexpr size_t kMinMaskingKeyBytes = 16;
+const std::initializer_list<std::string_view> kMaskingActions = {"hash",      "redact",   "null",
+                                                                 "keep_last", "truncate", "email"};
+
 std::string ErrnoText(int err) { return std::error_code(err, std::generic_category()).message(); }
 
 // Reads a whole file into `out`; returns 0 or an errno value (EFBIG above `limit` bytes).
@@ -231,7 +236,7 @@ class Parser {
   }
 
   void ParseRoot(const YAML::Node& root, AgentConfig& config) {
-    CheckKeys(root, "", {"state_dir", "log", "sources", "sinks"}, {"http", "masking"});
+    CheckKeys(root, "", {"state_dir", "log", "sources", "sinks", "masking"}, {"http"});
     if (auto dir = GetString(root, "", "state_dir", Presence::kRequired)) {
       if (dir->value.empty()) AddProblem(dir->mark, "state_dir", "must not be empty");
       config.state_dir = std::move(dir->value);
@@ -253,6 +258,82 @@ class Parser {
         }
       }
     }
+    if (auto masking = GetMapping(root, "", "masking")) ParseMasking(*masking, config.masking);
+  }
+
+  void ParseMasking(const YAML::Node& map, std::optional<MaskingConfig>& out) {
+    MaskingConfig masking;
+    CheckKeys(map, "masking", {"key", "detect", "rules"});
+    // The key is a secret even when written inline: no message ever shows it, nor part of it.
+    const bool key_present = Find(map, "key").has_value();
+    std::optional<Scalar> key =
+        GetString(map, "masking", "key", Presence::kOptional, Secrecy::kSecret);
+    if (key && key->value.size() < kMinMaskingKeyBytes) {
+      AddProblem(key->mark, "masking.key",
+                 "must be at least " + std::to_string(kMinMaskingKeyBytes) + " bytes (got " +
+                     std::to_string(key->value.size()) + ")");
+    }
+    if (key) masking.key = std::move(key->value);
+    GetEnum(map, "masking", "detect", {"off", "warn", "mask"}, masking.detect);
+    std::optional<std::string> first_hash;  // path of the first rule that hashes
+    if (auto rules = GetSequence(map, "masking", "rules")) {
+      for (size_t i = 0; i < rules->size(); ++i) {
+        const YAML::Node item = (*rules)[i];
+        const std::string path = Index("masking.rules", i);
+        if (!ExpectMapping(item, item.Mark(), path)) continue;
+        MaskingRule rule = ParseMaskingRule(item, path);
+        if (rule.action == "hash" && !first_hash) first_hash = path;
+        masking.rules.push_back(std::move(rule));
+      }
+    }
+    if (first_hash && !key_present) {
+      AddProblem(map.Mark(), "masking.key",
+                 "required key is missing (" + *first_hash + " has action hash)");
+    }
+    out = std::move(masking);
+  }
+
+  // The rule's action is left empty when it is missing or bad.
+  MaskingRule ParseMaskingRule(const YAML::Node& map, const std::string& path) {
+    MaskingRule rule;
+    CheckKeys(map, path, {"columns", "action", "n"});
+    if (auto columns = GetString(map, path, "columns", Presence::kRequired)) {
+      const std::string& glob = columns->value;
+      const size_t first = glob.find('.');
+      const size_t second = first == std::string::npos ? first : glob.find('.', first + 1);
+      if (second == std::string::npos || first == 0 || second == first + 1 ||
+          second + 1 == glob.size() || glob.find('.', second + 1) != std::string::npos) {
+        AddProblem(columns->mark, Join(path, "columns"),
+                   Lead(*columns) +
+                       "must be \"schema.table.column\": exactly two dots, all three parts "
+                       "non-empty");
+      }
+      rule.columns = std::move(columns->value);
+    }
+    // Plain `action: null` is a YAML null, not the string; say how to write the action.
+    const std::optional<Entry> action_entry = Find(map, "action");
+    if (action_entry && action_entry->value.IsNull()) {
+      AddProblem(action_entry->mark, Join(path, "action"),
+                 "expected a string, got null (write \"null\", quoted, for the null action)");
+    } else if (auto action = GetString(map, path, "action", Presence::kRequired)) {
+      if (Contains(kMaskingActions, action->value)) {
+        rule.action = std::move(action->value);
+      } else {
+        AddProblem(action->mark, Join(path, "action"), OneOf(kMaskingActions));
+      }
+    }
+    const bool takes_n = rule.action == "keep_last" || rule.action == "truncate";
+    const std::optional<Entry> n_entry = Find(map, "n");
+    if (n_entry && !rule.action.empty() && !takes_n) {
+      AddProblem(n_entry->mark, Join(path, "n"), "only allowed with action keep_last or truncate");
+    } else if (auto n = GetInt(map, path, "n")) {
+      if (*n < 0) AddProblem(n_entry->mark, Join(path, "n"), "must not be negative");
+      rule.n = *n;
+    } else if (!n_entry && takes_n) {
+      AddProblem(map.Mark(), Join(path, "n"),
+                 "required key is missing (action " + rule.action + ")");
+    }
+    return rule;
   }
 
   void ParseLog(const YAML::Node& map, LogConfig& log) {
@@ -517,7 +598,7 @@ class Parser {
       return std::nullopt;
     }
     const std::string& raw = node.Scalar();
-    std::optional<std::string> value = Expand(raw, mark, path);
+    std::optional<std::string> value = Expand(raw, mark, path, secrecy);
     if (!value) return std::nullopt;
     const bool shown = secrecy == Secrecy::kPlain && raw.find("${") == std::string::npos;
     return Scalar{std::move(*value), shown ? Quote(raw) : "", mark};
@@ -599,9 +680,10 @@ class Parser {
   }
 
   // Expands ${NAME}, ${file:PATH} and $${ in `raw`. Reports each bad reference; the
-  // messages name the reference, never what it expands to.
+  // messages name the reference, never what it expands to. In a secret, a malformed reference
+  // is not named either: it may be part of the secret, written without $${.
   std::optional<std::string> Expand(std::string_view raw, const YAML::Mark& mark,
-                                    const std::string& path) {
+                                    const std::string& path, Secrecy secrecy) {
     std::string out;
     bool ok = true;
     size_t i = 0;
@@ -625,8 +707,8 @@ class Parser {
       if (ref.starts_with("file:")) {
         ok = ReadSecretFile(ref.substr(5), mark, path, out) && ok;
       } else if (!IsValidEnvName(ref)) {
-        AddProblem(mark, path,
-                   "bad reference ${" + std::string(ref) + "}: expected ${NAME} or ${file:PATH}");
+        const std::string shown = secrecy == Secrecy::kPlain ? " ${" + std::string(ref) + "}" : "";
+        AddProblem(mark, path, "bad reference" + shown + ": expected ${NAME} or ${file:PATH}");
         ok = false;
       } else if (const char* env = std::getenv(std::string(ref).c_str())) {
         out += env;

@@ -160,10 +160,26 @@ run_baseline() {  # slot endpos expected out_dir message_type
   result_rss_kb=$rss
 }
 
-run_agent() {  # slot expected out_dir expected_op
-  local slot=$1 expected=$2 dir=$3 op=$4 t0 t_done='' n=0 agent_pid status=0 deadline
+# The masking variant: a handful of rules (one of which matches a column of the table) and
+# detection in mask mode, which scans the unruled text column `note` on every row.
+masking_yaml() {
+  cat <<YAML
+masking:
+  key: "bench-masking-key-0123456789"
+  detect: mask
+  rules:
+    - { columns: "*.*.email", action: hash }
+    - { columns: "*.*.ssn", action: redact }
+    - { columns: "*.*.phone", action: keep_last, n: 4 }
+    - { columns: "public.bench.qty", action: keep_last, n: 2 }
+YAML
+}
+
+run_agent() {  # slot expected out_dir expected_op [masked]
+  local slot=$1 expected=$2 dir=$3 op=$4 masked=${5:-} t0 t_done='' n=0 agent_pid status=0 deadline
   mkdir -p "$dir"
-  cat >"$dir/tributary.yaml" <<YAML
+  { [ -z "$masked" ] || masking_yaml; } >"$dir/masking.yaml"
+  cat - "$dir/masking.yaml" >"$dir/tributary.yaml" <<YAML
 state_dir: $dir/state
 log: { level: info }
 sources:
@@ -226,19 +242,24 @@ YAML
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
 rows_json=()
-measure() {  # name slot endpos rows envelope_op pgoutput_message_type
-  local name=$1 slot=$2 endpos=$3 rows=$4 op=$5 msg=$6 i copy
-  local -a bw bc br aw ac ar
+measure() {  # name slot endpos rows envelope_op pgoutput_message_type [with_masked_variant]
+  local name=$1 slot=$2 endpos=$3 rows=$4 op=$5 msg=$6 variant=${7:-} i copy
+  local -a bw bc br aw ac ar mw mc mr
+  local contenders="baseline agent"
+  [ -z "$variant" ] || contenders="baseline agent masked"
   for i in $(seq "$repeats"); do
-    for who in baseline agent; do
+    for who in $contenders; do
       copy=${slot}_${who}_$i
       sql -c "SELECT pg_copy_logical_replication_slot('$slot', '$copy')" >/dev/null
       if [ "$who" = baseline ]; then
         run_baseline "$copy" "$endpos" "$rows" "$work/run/$name-$who-$i" "$msg"
         bw+=("$result_wall"); bc+=("$result_cpu"); br+=("$result_rss_kb")
-      else
+      elif [ "$who" = agent ]; then
         run_agent "$copy" "$rows" "$work/run/$name-$who-$i" "$op"
         aw+=("$result_wall"); ac+=("$result_cpu"); ar+=("$result_rss_kb")
+      else
+        run_agent "$copy" "$rows" "$work/run/$name-$who-$i" "$op" masked
+        mw+=("$result_wall"); mc+=("$result_cpu"); mr+=("$result_rss_kb")
       fi
       log "$name run $i $who: ${result_wall}s wall, ${result_cpu}s CPU, $((result_rss_kb / 1024)) MB peak RSS"
       rm -rf "$work/run/$name-$who-$i"
@@ -249,9 +270,14 @@ measure() {  # name slot endpos rows envelope_op pgoutput_message_type
   b_s=$(median "${bw[@]}"); a_s=$(median "${aw[@]}")
   b_cpu=$(median "${bc[@]}"); a_cpu=$(median "${ac[@]}")
   b_rss=$(median "${br[@]}"); a_rss=$(median "${ar[@]}")
+  local m_s=null m_cpu=null m_rss=null
+  if [ -n "$variant" ]; then
+    m_s=$(median "${mw[@]}"); m_cpu=$(median "${mc[@]}"); m_rss=$(median "${mr[@]}")
+  fi
   rows_json+=("$(jq -n --arg w "$name" --argjson rows "$rows" --argjson bs "$b_s" --argjson ags "$a_s" \
     --argjson bc "$b_cpu" --argjson ac "$a_cpu" --argjson br "$b_rss" --argjson ar "$a_rss" \
-    --argjson n "$repeats" --arg bw "${bw[*]}" --arg aw "${aw[*]}" '
+    --argjson n "$repeats" --arg bw "${bw[*]}" --arg aw "${aw[*]}" \
+    --argjson ms "$m_s" --argjson mc "$m_cpu" --argjson mr "$m_rss" '
     def r(x; d): (x * pow(10; d) | round) / pow(10; d);
     ($bc / $rows * 1e6) as $bus | ($ac / $rows * 1e6) as $aus | ($bs / $ags) as $tr |
     {workload: $w, rows: $rows, runs: $n,
@@ -262,7 +288,11 @@ measure() {  # name slot endpos rows envelope_op pgoutput_message_type
      baseline_seconds_all: ($bw | split(" ") | map(tonumber)),
      agent_seconds_all: ($aw | split(" ") | map(tonumber)),
      throughput_pass: ($tr >= 0.95), cpu_pass: ($aus / $bus <= 0.5),
-     rss_pass: ($ar / 1024 <= 32)}')")
+     rss_pass: ($ar / 1024 <= 32)}
+    + (if $mc == null then {} else
+        {masked_seconds: $ms, masked_cpu_us_per_row: r($mc / $rows * 1e6; 3),
+         masked_peak_rss_mb: r($mr / 1024; 1), masking_cpu_overhead: r($mc / $ac - 1; 3),
+         masking_pass: ($mc / $ac - 1 <= 0.20)} end)')")
 }
 
 # The WAL position after a workload: pg_recvlogical's --endpos.
@@ -275,7 +305,7 @@ sql -c "INSERT INTO public.bench SELECT g, g % 1000, md5(g::text) || lpad(g::tex
         FROM generate_series(1, $insert_rows) g"
 end1=$(wal_end)
 log "Workload 1 WAL ends at $end1"
-measure insert bench_src "$end1" "$insert_rows" c I
+measure insert bench_src "$end1" "$insert_rows" c I masked
 sql -c "SELECT pg_drop_replication_slot('bench_src')" >/dev/null
 
 # --- workload 2: single-row UPDATE transactions ------------------------------------------------
@@ -315,4 +345,9 @@ while IFS=$'\t' read -r w rows bs as tr bus aus cr brss arss tp cp rp; do
 done
 echo "targets: throughput_x >= 0.95, cpu_ratio_x (agent/baseline CPU per row) <= 0.5, agent peak RSS <= 32 MB"
 echo "agent seconds: start until every row is in the files; agent CPU includes start-up and shutdown"
+jq -r '.workloads[] | select(.masking_cpu_overhead != null) |
+  "masking variant (\(.workload)): detect=mask + 4 rules, \(.masked_cpu_us_per_row) us CPU/row, " +
+  "+\(.masking_cpu_overhead * 100 | round)% CPU per row over the plain agent " +
+  "(target <= +20%: \(if .masking_pass then "PASS" else "MISS" end)), " +
+  "\(.masked_peak_rss_mb) MB peak RSS"' <<<"$report"
 [ -z "$json_out" ] || echo "JSON written to $json_out"

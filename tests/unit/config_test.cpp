@@ -7,6 +7,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/support/temp_dir.h"
@@ -192,10 +193,8 @@ BOOST_AUTO_TEST_CASE(unknown_keys_top_level_and_nested) {
 }
 
 BOOST_AUTO_TEST_CASE(planned_keys_and_types_are_not_supported_yet) {
-  std::vector<std::string> lines =
-      Problems(Minimal() + "http: {listen: 127.0.0.1:9187}\n" + "masking: {detect: warn}\n");
-  BOOST_TEST(lines ==
-             (std::vector<std::string>{"http: not supported yet", "masking: not supported yet"}));
+  BOOST_TEST(OnlyProblem(Minimal() + "http: {listen: 127.0.0.1:9187}\n") ==
+             "http: not supported yet");
   BOOST_TEST(OnlyProblem("state_dir: /s\n" + kSinkBlock +
                          "  - {name: k, type: kafka, brokers: 'b:9092'}\n") ==
              "sinks[1].type: \"kafka\" is not supported yet; must be one of file");
@@ -417,6 +416,9 @@ BOOST_AUTO_TEST_CASE(unset_env_and_bad_references) {
              "sinks[0].path: bad reference ${not a name}: expected ${NAME} or ${file:PATH}");
   BOOST_TEST(OnlyProblem(With(Minimal(), kPathLine, "    path: /o/${OOPS\n")) ==
              "sinks[0].path: unterminated ${ (write $${ for a literal ${)");
+  // In a secret, a malformed reference may be part of the secret, so it is not quoted.
+  BOOST_TEST(OnlyProblem(With(Minimal(), kDsnLine, "    dsn: \"password=x${y z}\"\n")) ==
+             "sources[0].dsn: bad reference: expected ${NAME} or ${file:PATH}");
 }
 
 BOOST_AUTO_TEST_CASE(unreadable_file_reference) {
@@ -519,6 +521,187 @@ sinks:
                           "sinks[0].rotate_bytes: expected an integer, got a string",
                       }),
              boost::test_tools::per_element());
+}
+
+// A key long enough for masking.key (16 bytes).
+const std::string kKey = "0123456789abcdef";
+
+BOOST_AUTO_TEST_CASE(masking_section_parses) {
+  const std::string yaml = Minimal() + R"(masking:
+  key: ")" + kKey + R"("
+  detect: warn
+  rules:
+    - { columns: "public.customers.email", action: hash }
+    - { columns: "*.*.ssn",                action: redact }
+    - { columns: "public.customers.phone", action: keep_last, n: 4 }
+    - { columns: "crm.notes.body",         action: truncate, n: 0 }
+    - { columns: "crm.*.fax",              action: "null" }
+    - { columns: "crm.users.mail*",        action: email }
+)";
+  Result<AgentConfig> config = ParseConfig(yaml, "c");
+  BOOST_TEST_REQUIRE(config.ok(), config.status().ToString());
+  BOOST_TEST_REQUIRE(config->masking.has_value());
+  const MaskingConfig& masking = *config->masking;
+  BOOST_TEST(masking.key == kKey);
+  BOOST_TEST(masking.detect == "warn");
+  BOOST_TEST_REQUIRE(masking.rules.size() == 6u);
+  BOOST_TEST(masking.rules[0].columns == "public.customers.email");
+  BOOST_TEST(masking.rules[0].action == "hash");
+  BOOST_TEST(masking.rules[1].columns == "*.*.ssn");
+  BOOST_TEST(masking.rules[1].action == "redact");
+  BOOST_TEST(masking.rules[2].columns == "public.customers.phone");
+  BOOST_TEST(masking.rules[2].action == "keep_last");
+  BOOST_TEST(masking.rules[2].n == 4);
+  BOOST_TEST(masking.rules[3].action == "truncate");
+  BOOST_TEST(masking.rules[3].n == 0);
+  BOOST_TEST(masking.rules[4].action == "null");
+  BOOST_TEST(masking.rules[5].action == "email");
+}
+
+BOOST_AUTO_TEST_CASE(masking_defaults_and_absence) {
+  Result<AgentConfig> none = ParseConfig(Minimal(), "c");
+  BOOST_TEST_REQUIRE(none.ok(), none.status().ToString());
+  BOOST_TEST(!none->masking.has_value());
+
+  // No rule hashes, so no key is needed; rules may be empty or absent.
+  for (const std::string section : {"masking: {}\n", "masking: {rules: []}\n",
+                                    "masking: {rules: [{columns: a.b.c, action: "
+                                    "redact}]}\n"}) {
+    Result<AgentConfig> config = ParseConfig(Minimal() + section, "c");
+    BOOST_TEST_REQUIRE(config.ok(), config.status().ToString());
+    BOOST_TEST_REQUIRE(config->masking.has_value());
+    BOOST_TEST(config->masking->key.empty());
+    BOOST_TEST(config->masking->detect == "off");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(masking_errors_have_paths) {
+  std::vector<std::string> lines = Problems(Minimal() + R"(masking:
+  key: ")" + kKey + R"("
+  detect: always
+  colour: red
+  rules:
+    - { columns: public.customers, action: hash }
+    - { columns: "a.b.c", action: scramble }
+    - { columns: "a..c", action: redact, n: 4 }
+    - { columns: "a.b.c", action: keep_last }
+    - { columns: "a.b.c", action: truncate, n: -1 }
+    - { columns: "a.b.c", action: keep_last, n: "4" }
+    - { columns: ".b.c.d", action: keep_last, n: 1.5 }
+    - { action: hash, extra: 1 }
+    - { columns: "a.b.c" }
+    - redact
+    - { columns: [a.b.c], action: [hash] }
+)");
+  const std::string glob =
+      " must be \"schema.table.column\": exactly two dots, all three parts "
+      "non-empty";
+  BOOST_TEST(lines == (std::vector<std::string>{
+                          "masking.detect: must be one of off, warn, mask",
+                          "masking.colour: unknown key",
+                          "masking.rules[0].columns: \"public.customers\"" + glob,
+                          "masking.rules[1].action: must be one of hash, redact, null, keep_last, "
+                          "truncate, email",
+                          "masking.rules[2].columns: \"a..c\"" + glob,
+                          "masking.rules[2].n: only allowed with action keep_last or truncate",
+                          "masking.rules[3].n: required key is missing (action keep_last)",
+                          "masking.rules[4].n: must not be negative",
+                          "masking.rules[5].n: expected an integer, got the string \"4\"",
+                          "masking.rules[6].columns: \".b.c.d\"" + glob,
+                          "masking.rules[6].n: expected an integer, got \"1.5\"",
+                          "masking.rules[7].columns: required key is missing",
+                          "masking.rules[7].extra: unknown key",
+                          "masking.rules[8].action: required key is missing",
+                          "masking.rules[9]: expected a mapping, got a string",
+                          "masking.rules[10].columns: expected a string, got a list",
+                          "masking.rules[10].action: expected a string, got a list",
+                      }),
+             boost::test_tools::per_element());
+
+  BOOST_TEST(OnlyProblem(Minimal() + "masking: {rules: [{columns: a.b.c, action: null}]}\n") ==
+             "masking.rules[0].action: expected a string, got null (write \"null\", quoted, for "
+             "the null action)");
+  BOOST_TEST(OnlyProblem(Minimal() + "masking: [a]\n") ==
+             "masking: expected a mapping, got a list");
+  BOOST_TEST(OnlyProblem(Minimal() + "masking: {rules: {columns: a.b.c}}\n") ==
+             "masking.rules: expected a list, got a mapping");
+  BOOST_TEST(OnlyProblem(Minimal() + "masking: {detect: mask, detect: off}\n") ==
+             "masking.detect: duplicate key");
+}
+
+BOOST_AUTO_TEST_CASE(masking_hash_needs_a_key) {
+  BOOST_TEST(OnlyProblem(Minimal() + "masking:\n  rules:\n"
+                                     "    - {columns: a.b.c, action: redact}\n"
+                                     "    - {columns: a.b.d, action: hash}\n"
+                                     "    - {columns: a.b.e, action: hash}\n") ==
+             "masking.key: required key is missing (masking.rules[1] has action hash)");
+  // A key that is present but bad is reported as bad, not as missing.
+  BOOST_TEST(OnlyProblem(Minimal() + "masking: {key: [x], rules: [{columns: a.b.c, action: "
+                                     "hash}]}\n") == "masking.key: expected a string, got a list");
+}
+
+BOOST_AUTO_TEST_CASE(masking_key_from_file_strips_newline) {
+  testing::TempDir dir;
+  EnvGuard creds("CREDENTIALS_DIRECTORY", std::nullopt);
+  WriteFile(dir.path() / "mask.key", kKey + "\n");
+  WriteFile(dir.path() / "short.key", "0123456789abcde\n");  // 15 bytes once stripped
+  const std::string rules = "  rules: [{columns: public.customers.email, action: hash}]\n";
+  {
+    const fs::path config_path = dir.path() / "config.yaml";
+    WriteFile(config_path, Minimal() + "masking:\n  key: ${file:mask.key}\n" + rules);
+    Result<AgentConfig> config = LoadConfig(config_path.string());
+    BOOST_TEST_REQUIRE(config.ok(), config.status().ToString());
+    BOOST_TEST_REQUIRE(config->masking.has_value());
+    BOOST_TEST(config->masking->key == kKey);
+  }
+  {
+    const fs::path config_path = dir.path() / "short.yaml";
+    WriteFile(config_path, Minimal() + "masking:\n  key: ${file:short.key}\n" + rules);
+    Result<AgentConfig> config = LoadConfig(config_path.string());
+    BOOST_REQUIRE(!config.ok());
+    BOOST_TEST(config.status().message() == "masking.key: must be at least 16 bytes (got 15)");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(masking_short_key) {
+  BOOST_TEST(OnlyProblem(Minimal() + "masking: {key: '0123456789abcde'}\n") ==
+             "masking.key: must be at least 16 bytes (got 15)");
+  BOOST_TEST(OnlyProblem(Minimal() + "masking: {key: ''}\n") ==
+             "masking.key: must be at least 16 bytes (got 0)");
+  Result<AgentConfig> ok = ParseConfig(Minimal() + "masking: {key: '" + kKey + "'}\n", "c");
+  BOOST_TEST(ok.ok(), ok.status().ToString());
+}
+
+BOOST_AUTO_TEST_CASE(masking_key_never_appears_in_messages) {
+  testing::TempDir dir;
+  WriteFile(dir.path() / "short.key", "FILEKEYSECRET\n");
+  EnvGuard creds("CREDENTIALS_DIRECTORY", dir.path().string());
+  EnvGuard env("TRIBUTARY_TEST_KEY", "ENVKEYSECRET");
+  const std::string rules = "  rules: [{columns: a.b.c, action: hash}]\n";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"  key: [LISTKEYSECRET]\n", "masking.key: expected a string, got a list"},
+      {"  key: {MAPKEYSECRET: MAPVALUESECRET}\n", "masking.key: expected a string, got a mapping"},
+      {"  key: SHORTSECRET\n", "masking.key: must be at least 16 bytes (got 11)"},
+      {"  key: 12345678\n", "masking.key: must be at least 16 bytes (got 8)"},
+      {"  key: ${file:short.key}\n", "masking.key: must be at least 16 bytes (got 13)"},
+      {"  key: ${TRIBUTARY_TEST_KEY}\n", "masking.key: must be at least 16 bytes (got 12)"},
+      {"  key: \"LITERALSECRET${BRACESECRET 1}\"\n",
+       "masking.key: bad reference: expected ${NAME} or ${file:PATH}"},
+      {"  key: \"LITERALSECRET${UNTERMINATEDSECRET\"\n",
+       "masking.key: unterminated ${ (write $${ for a literal ${)"},
+      {"  key: LITERALSECRET\n  key: OTHERLITERALSECRET\n",
+       "masking.key: must be at least 16 bytes (got 13)\nmasking.key: duplicate key"},
+  };
+  for (const auto& [key, expected] : cases) {
+    Result<AgentConfig> config =
+        ParseConfig(Minimal() + "masking:\n" + key + rules, (dir.path() / "config.yaml").string());
+    BOOST_REQUIRE(!config.ok());
+    const std::string& message = config.status().message();
+    BOOST_TEST(message == expected);
+    for (const char* secret : {"SECRET", "12345678"}) {
+      BOOST_TEST(message.find(secret) == std::string::npos, secret << " leaked: " << message);
+    }
+  }
 }
 
 }  // namespace
