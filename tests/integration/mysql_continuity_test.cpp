@@ -1,0 +1,94 @@
+#define BOOST_TEST_MODULE mysql_continuity_test
+#include <fmt/format.h>
+#include <signal.h>
+
+#include <boost/test/unit_test.hpp>
+#include <fstream>
+#include <thread>
+
+#include "tests/support/agent_config.h"
+#include "tests/support/agent_process.h"
+#include "tests/support/file_events.h"
+#include "tests/support/mariadb_server.h"
+#include "tests/support/mysql_config.h"
+
+namespace tributary::testing {
+namespace {
+
+using std::chrono::seconds;
+
+constexpr int kExitConfig = 78;
+constexpr int kExitContinuityLost = 65;
+
+BOOST_AUTO_TEST_CASE(wrong_binlog_settings_exit_78_naming_the_setting) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--binlog-format=STATEMENT", "binlog_format=ROW"},
+      {"--binlog-row-image=MINIMAL", "binlog_row_image=FULL"},
+      {"--binlog-row-metadata=MINIMAL", "binlog_row_metadata=FULL"},
+  };
+  for (const auto& [option, named] : cases) {
+    auto server = MariaDbServer::Start({option});
+    TempDir dir;
+    auto config = WriteMysqlFileConfig(dir.path(), *server, "bad", R"(["shop.*"])");
+    const int code = RunAgent({"run", "--config", config.string()}, dir.path() / "agent.log");
+    const std::string log = ReadFile(dir.path() / "agent.log");
+    BOOST_TEST(code == kExitConfig, option << "\n" << log);
+    BOOST_TEST(log.find(named) != std::string::npos, option << "\n" << log);
+    // The password never reaches the log.
+    BOOST_TEST(log.find("cdc-pass") == std::string::npos);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(bad_credentials_exit_78) {
+  auto server = MariaDbServer::Start();
+  TempDir dir;
+  auto config = WriteMysqlFileConfig(dir.path(), *server, "bad", R"(["shop.*"])");
+  std::string text = ReadFile(config);
+  text.replace(text.find("cdc-pass"), 8, "wrong-pass");
+  std::ofstream(config, std::ios::trunc) << text;
+  const int code = RunAgent({"run", "--config", config.string()}, dir.path() / "agent.log");
+  const std::string log = ReadFile(dir.path() / "agent.log");
+  BOOST_TEST(code == kExitConfig, log);
+  BOOST_TEST(log.find("wrong-pass") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(purged_binlog_exits_65_and_skips_nothing) {
+  auto server = MariaDbServer::Start();
+  TempDir dir;
+  server->Exec("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY)");
+  auto config = WriteMysqlFileConfig(dir.path(), *server, "pu", R"(["shop.*"])");
+  {
+    AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent1.log");
+    BOOST_REQUIRE(WaitFor([&] { return agent.Log().find("mysql: Streaming") != std::string::npos; },
+                          seconds(30)));
+    server->Exec("INSERT INTO shop.t VALUES (1)");
+    BOOST_REQUIRE(WaitFor(
+        [&] {
+          return ReadTopicEvents(TopicDir(dir.path(), "pu.shop.t")).size() == 1 &&
+                 std::filesystem::exists(dir.path() / "state");
+        },
+        seconds(30)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the checkpoint lands
+    agent.Signal(SIGTERM);
+    BOOST_REQUIRE(agent.Wait(seconds(15)).value_or(-1) == 0);
+  }
+  // Changes the agent has not seen go into a binlog that is then purged.
+  server->Exec("FLUSH BINARY LOGS; INSERT INTO shop.t VALUES (2); FLUSH BINARY LOGS;");
+  // MariaDB keeps a binlog until its transactions are durable in InnoDB: retry the purge.
+  const std::string first = server->Query("SHOW BINARY LOGS").front()[0];
+  BOOST_REQUIRE(WaitFor(
+      [&] {
+        auto logs = server->Query("SHOW BINARY LOGS");
+        server->Exec(fmt::format("PURGE BINARY LOGS TO '{}'", logs.back()[0]));
+        return server->Query("SHOW BINARY LOGS").front()[0] != first;
+      },
+      seconds(20)));
+  const int code = RunAgent({"run", "--config", config.string()}, dir.path() / "agent2.log");
+  const std::string log = ReadFile(dir.path() / "agent2.log");
+  BOOST_TEST(code == kExitContinuityLost, log);
+  BOOST_TEST(log.find("Refusing to skip") != std::string::npos, log);
+  BOOST_TEST(ReadTopicEvents(TopicDir(dir.path(), "pu.shop.t")).size() == 1u);
+}
+
+}  // namespace
+}  // namespace tributary::testing

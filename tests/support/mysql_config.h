@@ -1,0 +1,18 @@
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "tests/support/mariadb_server.h"
+
+namespace tributary::testing {
+
+// Writes a config for one mysql source named `source` (snapshot: never, server_id 4242) feeding
+// one file sink under `dir`/out, and returns its path. `extra_source_yaml` is appended to the
+// source's mapping.
+std::filesystem::path WriteMysqlFileConfig(const std::filesystem::path& dir,
+                                           const MariaDbServer& server, const std::string& source,
+                                           const std::string& tables_yaml,
+                                           const std::string& extra_source_yaml = "");
+
+}  // namespace tributary::testing
