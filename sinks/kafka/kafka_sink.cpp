@@ -1,0 +1,461 @@
+#include "sinks/kafka/kafka_sink.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <string_view>
+
+namespace tributary {
+namespace {
+
+// Kafka's own limit on a topic name's length.
+constexpr size_t kMaxTopicLength = 249;
+constexpr int kQueueFullPollMs = 100;
+constexpr int kFlushStepMs = 100;
+
+// librdkafka settings a first-class option owns: setting them under `librdkafka:` would
+// silently change what the sink promises (delivery, partitioning, where it connects).
+constexpr std::array<std::string_view, 8> kReservedKeys = {
+    "bootstrap.servers",     "metadata.broker.list",
+    "enable.idempotence",    "acks",
+    "request.required.acks", "transactional.id",
+    "partitioner",           "enable.gapless.guarantee"};
+
+constexpr std::array<std::string_view, 4> kSecretKeyParts = {"password", "secret", "sasl",
+                                                             "ssl.key"};
+
+// Our defaults, applied before the user's map.
+std::vector<std::pair<std::string, std::string>> BaseSettings(const KafkaSinkOptions& options) {
+  return {
+      {"bootstrap.servers", options.brokers},
+      {"client.id", "tributary-" + options.name},
+      {"enable.idempotence", "true"},
+      {"acks", "all"},
+      // Java's default for keyed records, so a key lands where Java producers put it.
+      {"partitioner", "murmur2_random"},
+      // Logs go through the error callback and our own lines, not librdkafka's stderr.
+      {"log_level", "3"},
+  };
+}
+
+bool IsSecretKey(std::string_view key) {
+  return std::any_of(kSecretKeyParts.begin(), kSecretKeyParts.end(),
+                     [key](std::string_view part) { return key.find(part) != key.npos; });
+}
+
+// Errors after which the broker will never take this record, whatever the retries: these go to
+// the dead-letter topic. Anything else that fails a record is a failure of the pipeline.
+bool IsRejectedForGood(rd_kafka_resp_err_t error) {
+  switch (error) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// The topic name for `table`, or kInvalidConfig for a bad template. Characters outside Kafka's
+// [A-Za-z0-9._-] turn into '_', as Debezium does.
+Result<std::string> FormatTopic(const std::string& sink, std::string_view topic_template,
+                                const TableSchema& table) {
+  std::string topic;
+  size_t i = 0;
+  while (i < topic_template.size()) {
+    if (topic_template[i] != '{') {
+      topic += topic_template[i++];
+      continue;
+    }
+    const size_t close = topic_template.find('}', i);
+    if (close == std::string_view::npos) {
+      return Status::InvalidConfig(fmt::format(
+          "kafka-sink {}: topic template \"{}\" has an unclosed '{{'", sink, topic_template));
+    }
+    const std::string_view field = topic_template.substr(i + 1, close - i - 1);
+    if (field == "source") {
+      topic += table.source;
+    } else if (field == "schema") {
+      topic += table.schema.empty() ? table.database : table.schema;
+    } else if (field == "database") {
+      topic += table.database;
+    } else if (field == "table") {
+      topic += table.table;
+    } else {
+      return Status::InvalidConfig(
+          fmt::format("kafka-sink {}: topic template \"{}\" has an unknown field {{{}}}", sink,
+                      topic_template, field));
+    }
+    i = close + 1;
+  }
+  for (char& c : topic) {
+    const bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                         (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    if (!allowed) c = '_';
+  }
+  if (topic.empty() || topic == "." || topic == "..") topic.insert(topic.begin(), '_');
+  if (topic.size() > kMaxTopicLength) {
+    return Status::Fatal(
+        fmt::format("kafka-sink {}: topic name of {} characters exceeds Kafka's {}", sink,
+                    topic.size(), kMaxTopicLength));
+  }
+  return topic;
+}
+
+// A record's opaque: its batch's sequence and whether it is a dead letter. A number, never
+// dereferenced, so a report that outlives its batch cannot touch freed memory.
+void* Tag(uint64_t sequence, bool dead_letter) {
+  const auto tag = static_cast<uintptr_t>((sequence << 1) | (dead_letter ? 1 : 0));
+  return reinterpret_cast<void*>(tag);  // NOLINT(performance-no-int-to-ptr)
+}
+
+void AddHeader(rd_kafka_headers_t* headers, const char* name, std::string_view value) {
+  rd_kafka_header_add(headers, name, -1, value.data(), static_cast<ssize_t>(value.size()));
+}
+
+}  // namespace
+
+std::vector<std::string> CheckKafkaSinkOptions(const KafkaSinkOptions& options,
+                                               const std::string& path) {
+  std::vector<std::string> problems;
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char errstr[512];
+  for (const auto& [key, value] : options.librdkafka) {
+    const std::string key_path = fmt::format("{}.librdkafka.\"{}\"", path, key);
+    if (std::find(kReservedKeys.begin(), kReservedKeys.end(), key) != kReservedKeys.end()) {
+      problems.push_back(fmt::format(
+          "{}: conflicts with the sink's own settings (brokers, exactly_once, idempotence with "
+          "acks=all, the murmur2 partitioner); remove it",
+          key_path));
+      continue;
+    }
+    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr, sizeof errstr) !=
+        RD_KAFKA_CONF_OK) {
+      // librdkafka's message quotes the value, which may be a secret.
+      problems.push_back(IsSecretKey(key) ? key_path + ": rejected by librdkafka"
+                                          : key_path + ": " + errstr);
+    }
+  }
+  rd_kafka_conf_destroy(conf);
+  return problems;
+}
+
+KafkaSink::KafkaSink(KafkaSinkOptions options) : options_(std::move(options)) {}
+
+KafkaSink::~KafkaSink() { Close(); }
+
+Status KafkaSink::Open(AckCallback on_durable) {
+  Close();
+  RETURN_IF_ERROR(FormatTopic(options_.name, options_.topic_template, TableSchema{}).status());
+  std::vector<std::string> problems = CheckKafkaSinkOptions(options_, "sink " + options_.name);
+  if (!problems.empty()) return Status::InvalidConfig(fmt::format("{}", fmt::join(problems, "; ")));
+
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char errstr[512];
+  std::vector<std::pair<std::string, std::string>> settings = BaseSettings(options_);
+  settings.insert(settings.end(), options_.librdkafka.begin(), options_.librdkafka.end());
+  for (const auto& [key, value] : settings) {
+    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr, sizeof errstr) !=
+        RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      return Status::InvalidConfig(
+          fmt::format("kafka-sink {}: librdkafka rejects \"{}\"", options_.name, key));
+    }
+  }
+  rd_kafka_conf_set_opaque(conf, this);
+  rd_kafka_conf_set_dr_msg_cb(conf, &KafkaSink::OnDelivery);
+  rd_kafka_conf_set_error_cb(conf, &KafkaSink::OnError);
+  // On success rd_kafka_new owns conf; on failure it is still ours.
+  producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+  if (producer_ == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    return Status::InvalidConfig(
+        fmt::format("kafka-sink {}: cannot create the producer: {}", options_.name, errstr));
+  }
+  if (!options_.dlq_topic.empty()) {
+    dlq_topic_ = rd_kafka_topic_new(producer_, options_.dlq_topic.c_str(), nullptr);
+  }
+  on_durable_ = std::move(on_durable);
+  failure_ = Status::Ok();
+  fatal_error_ = false;
+  spdlog::info("kafka-sink: Opened sink={} brokers={}", options_.name, options_.brokers);
+  return Status::Ok();
+}
+
+Result<rd_kafka_topic_t*> KafkaSink::TopicFor(const Batch& batch, const TableSchema* table) {
+  if (table == last_table_ && last_topic_ != nullptr) return last_topic_;
+  auto cached = topic_by_table_.find(table);
+  if (cached == topic_by_table_.end()) {
+    auto retained = std::find_if(batch.tables.begin(), batch.tables.end(),
+                                 [table](const auto& schema) { return schema.get() == table; });
+    if (table == nullptr || retained == batch.tables.end()) {
+      return Status::Fatal(
+          fmt::format("kafka-sink {}: batch {} has an event whose table is not in Batch::tables",
+                      options_.name, batch.sequence));
+    }
+    ASSIGN_OR_RETURN(std::string name, FormatTopic(options_.name, options_.topic_template, *table));
+    auto topic = topics_.find(name);
+    if (topic == topics_.end()) {
+      rd_kafka_topic_t* handle = rd_kafka_topic_new(producer_, name.c_str(), nullptr);
+      if (handle == nullptr) {
+        return Status::Fatal(fmt::format("kafka-sink {}: cannot create topic handle {}: {}",
+                                         options_.name, name,
+                                         rd_kafka_err2str(rd_kafka_last_error())));
+      }
+      topic = topics_.emplace(name, handle).first;
+    }
+    cached = topic_by_table_.emplace(table, CachedTopic{*retained, topic->second}).first;
+  }
+  last_table_ = table;
+  last_topic_ = cached->second.topic;
+  return last_topic_;
+}
+
+Status KafkaSink::Submit(const Batch& batch) {
+  if (!failure_.ok()) return failure_;
+  batches_.push_back({batch.sequence, 0, false});
+  const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  for (const Event& event : batch.events) {
+    Result<rd_kafka_topic_t*> topic = TopicFor(batch, event.table);
+    if (!topic.ok()) return Fail(topic.status());
+    key_.clear();
+    envelope_writer_.WriteKey(batch, event, key_);
+    // A table without a key gets a null key, which the partitioner spreads at random.
+    const std::string_view key = key_ == "null" ? std::string_view() : std::string_view(key_);
+    value_.clear();
+    envelope_writer_.Write(batch, event, now_us, value_);
+    const std::string_view position = batch.Text(event.position);
+    version_text_ = std::to_string(event.table->version);
+    const char op = static_cast<char>(event.op);
+    const bool tombstone = event.op == Op::kDelete && options_.tombstones && !key.empty();
+    for (int record = 0; record < (tombstone ? 2 : 1); ++record) {
+      rd_kafka_headers_t* headers = rd_kafka_headers_new(3);
+      AddHeader(headers, "op", std::string_view(&op, 1));
+      AddHeader(headers, "source.schema_version", version_text_);
+      AddHeader(headers, "source.position", position);
+      // The second record of a delete is its tombstone: same key, null value.
+      Status status = Produce(*topic, key, record == 0 ? &value_ : nullptr, headers, batch.sequence,
+                              /*dead_letter=*/false);
+      if (!status.ok()) return Fail(std::move(status));
+    }
+  }
+  // Looked up again: producing may poll, which may grow the deque. Only Serve retires batches.
+  FindBatch(batch.sequence)->sealed = true;
+  return Serve(0);
+}
+
+Status KafkaSink::Produce(rd_kafka_topic_t* topic, std::string_view key, const std::string* value,
+                          rd_kafka_headers_t* headers, uint64_t sequence, bool dead_letter) {
+  const size_t bytes = key.size() + (value != nullptr ? value->size() : 0);
+  // librdkafka copies both (RD_KAFKA_MSG_F_COPY) and does not write through the pointers.
+  void* key_data = key.empty() ? nullptr : const_cast<char*>(key.data());
+  void* value_data = value != nullptr ? const_cast<char*>(value->data()) : nullptr;
+  const size_t value_size = value != nullptr ? value->size() : 0;
+  while (true) {
+    const rd_kafka_resp_err_t error = rd_kafka_producev(
+        producer_, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(key_data, key.size()), RD_KAFKA_V_VALUE(value_data, value_size),
+        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(Tag(sequence, dead_letter)), RD_KAFKA_V_END);
+    if (error == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      // librdkafka owns the headers now.
+      if (!dead_letter) ++FindBatch(sequence)->remaining;
+      pending_bytes_ += bytes;
+      return Status::Ok();
+    }
+    if (error == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      // Bounded memory: wait for deliveries to make room; never drop.
+      rd_kafka_poll(producer_, kQueueFullPollMs);
+      if (fatal_error_ || !failure_.ok()) break;
+      continue;
+    }
+    if (!dead_letter && IsRejectedForGood(error) && dlq_topic_ != nullptr) {
+      // Counted now, completed by the dead letter's own delivery report.
+      ++FindBatch(sequence)->remaining;
+      dead_letter_queue_.push_back(
+          DeadLetter{sequence, rd_kafka_topic_name(topic),
+                     key.empty() ? std::nullopt : std::optional<std::string>(key),
+                     value == nullptr || error == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE
+                         ? std::nullopt
+                         : std::optional<std::string>(*value),
+                     headers, error});
+      return Status::Ok();
+    }
+    rd_kafka_headers_destroy(headers);
+    return Status::Fatal(fmt::format("kafka-sink {}: cannot produce to {}{}: {}", options_.name,
+                                     rd_kafka_topic_name(topic),
+                                     dead_letter ? " (dead letter)" : "", rd_kafka_err2str(error)));
+  }
+  rd_kafka_headers_destroy(headers);
+  return failure_.ok() ? Status::Fatal(fmt::format("kafka-sink {}: producer failed", options_.name))
+                       : failure_;
+}
+
+void KafkaSink::OnDelivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* message, void* opaque) {
+  static_cast<KafkaSink*>(opaque)->HandleDelivery(*message);
+}
+
+void KafkaSink::OnError(rd_kafka_t* rk, int error, const char* reason, void* opaque) {
+  auto* sink = static_cast<KafkaSink*>(opaque);
+  if (error == RD_KAFKA_RESP_ERR__FATAL) {
+    char fatal[512];
+    const rd_kafka_resp_err_t cause = rd_kafka_fatal_error(rk, fatal, sizeof fatal);
+    sink->fatal_error_ = true;
+    sink->Fail(Status::Fatal(fmt::format("kafka-sink {}: fatal producer error {}: {}",
+                                         sink->options_.name, rd_kafka_err2name(cause), fatal)));
+    return;
+  }
+  // Transient: librdkafka reconnects and retries by itself; deliveries that run out of
+  // message.timeout.ms fail through the delivery reports.
+  spdlog::warn("kafka-sink: Producer error sink={} error={} reason=\"{}\"", sink->options_.name,
+               rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(error)), reason);
+}
+
+void KafkaSink::HandleDelivery(const rd_kafka_message_t& message) {
+  const auto tag = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(message._private));
+  const uint64_t sequence = tag >> 1;
+  const bool dead_letter = (tag & 1) != 0;
+  pending_bytes_ -= std::min(pending_bytes_, message.len + message.key_len);
+  if (message.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (InFlightBatch* batch = FindBatch(sequence)) --batch->remaining;
+    return;
+  }
+  const char* topic = rd_kafka_topic_name(message.rkt);
+  if (!dead_letter && IsRejectedForGood(message.err) && dlq_topic_ != nullptr) {
+    rd_kafka_headers_t* original = nullptr;
+    rd_kafka_message_headers(&message, &original);
+    const auto* payload = static_cast<const char*>(message.payload);
+    const auto* key = static_cast<const char*>(message.key);
+    dead_letter_queue_.push_back(
+        DeadLetter{sequence, topic,
+                   key == nullptr ? std::nullopt
+                                  : std::optional<std::string>(std::string(key, message.key_len)),
+                   payload == nullptr || message.err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE
+                       ? std::nullopt
+                       : std::optional<std::string>(std::string(payload, message.len)),
+                   original != nullptr ? rd_kafka_headers_copy(original) : rd_kafka_headers_new(4),
+                   message.err});
+    return;
+  }
+  // Possibly persisted or not, the record may be missing: stop before the checkpoint passes it.
+  const bool persisted =
+      rd_kafka_message_status(&message) == RD_KAFKA_MSG_STATUS_POSSIBLY_PERSISTED;
+  Fail(Status::Fatal(fmt::format("kafka-sink {}: delivery to {} failed{}: {}{}", options_.name,
+                                 topic, dead_letter ? " (dead letter)" : "",
+                                 rd_kafka_err2str(message.err),
+                                 persisted ? " (possibly persisted)" : "")));
+}
+
+Status KafkaSink::WriteDeadLetters() {
+  // Producing can poll, and polling can add dead letters: index, not iterators.
+  for (size_t i = 0; i < dead_letter_queue_.size() && failure_.ok(); ++i) {
+    // Moved out: producing may append to the queue and so move its elements.
+    DeadLetter letter = std::move(dead_letter_queue_[i]);
+    dead_letter_queue_[i].headers = nullptr;
+    AddHeader(letter.headers, "dlq.error", rd_kafka_err2name(letter.error));
+    AddHeader(letter.headers, "dlq.reason", rd_kafka_err2str(letter.error));
+    AddHeader(letter.headers, "dlq.topic", letter.topic);
+    ++dead_letters_;
+    spdlog::warn(
+        "kafka-sink: Record rejected, sending it to the dead-letter topic sink={} "
+        "topic={} dlq_topic={} error={} dead_letters={}",
+        options_.name, letter.topic, options_.dlq_topic, rd_kafka_err2name(letter.error),
+        dead_letters_);
+    const std::string* value = letter.value ? &*letter.value : nullptr;
+    Status status = Produce(dlq_topic_, letter.key ? *letter.key : std::string_view(), value,
+                            letter.headers, letter.sequence, /*dead_letter=*/true);
+    if (!status.ok()) return Fail(std::move(status));
+  }
+  FreeDeadLetters();
+  return failure_;
+}
+
+KafkaSink::InFlightBatch* KafkaSink::FindBatch(uint64_t sequence) {
+  auto it = std::lower_bound(
+      batches_.begin(), batches_.end(), sequence,
+      [](const InFlightBatch& batch, uint64_t value) { return batch.sequence < value; });
+  return it != batches_.end() && it->sequence == sequence ? &*it : nullptr;
+}
+
+void KafkaSink::AckCompleted() {
+  while (failure_.ok() && !batches_.empty() && batches_.front().sealed &&
+         batches_.front().remaining == 0) {
+    const uint64_t sequence = batches_.front().sequence;
+    batches_.pop_front();
+    on_durable_(sequence);
+  }
+}
+
+Status KafkaSink::Serve(int timeout_ms) {
+  if (!failure_.ok()) return failure_;
+  rd_kafka_poll(producer_, timeout_ms);
+  if (!dead_letter_queue_.empty()) RETURN_IF_ERROR(WriteDeadLetters());
+  AckCompleted();
+  return failure_;
+}
+
+Status KafkaSink::Poll() {
+  if (producer_ == nullptr) return failure_;
+  return Serve(0);
+}
+
+Status KafkaSink::Flush() {
+  if (producer_ == nullptr) return failure_;
+  while (failure_.ok() && !batches_.empty()) {
+    // rd_kafka_flush serves the delivery reports while it waits.
+    rd_kafka_flush(producer_, kFlushStepMs);
+    RETURN_IF_ERROR(Serve(0));
+  }
+  // A source replaces a table's schema on every Relation message (reconnects, DDL); forget the
+  // versions no batch holds any more, so the cache does not grow for ever.
+  std::erase_if(topic_by_table_,
+                [](const auto& entry) { return entry.second.schema.use_count() == 1; });
+  last_table_ = nullptr;
+  last_topic_ = nullptr;
+  return failure_;
+}
+
+void KafkaSink::Close() {
+  topic_by_table_.clear();
+  last_table_ = nullptr;
+  last_topic_ = nullptr;
+  FreeDeadLetters();
+  if (producer_ != nullptr) {
+    // What is still queued was never acked: the checkpoint is behind it, so it will be replayed.
+    rd_kafka_purge(producer_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(producer_, 0);
+    for (auto& [name, topic] : topics_) rd_kafka_topic_destroy(topic);
+    if (dlq_topic_ != nullptr) rd_kafka_topic_destroy(dlq_topic_);
+    rd_kafka_destroy(producer_);
+    spdlog::info("kafka-sink: Closed sink={} dead_letters={}", options_.name, dead_letters_);
+  }
+  topics_.clear();
+  dlq_topic_ = nullptr;
+  producer_ = nullptr;
+  batches_.clear();
+  pending_bytes_ = 0;
+}
+
+void KafkaSink::FreeDeadLetters() {
+  for (DeadLetter& letter : dead_letter_queue_) {
+    if (letter.headers != nullptr) rd_kafka_headers_destroy(letter.headers);
+  }
+  dead_letter_queue_.clear();
+}
+
+const Status& KafkaSink::Fail(Status status) {
+  if (!failure_.ok()) return failure_;
+  spdlog::error("kafka-sink: Failed, no more acks sink={} error=\"{}\"", options_.name,
+                status.ToString());
+  failure_ = std::move(status);
+  return failure_;
+}
+
+}  // namespace tributary

@@ -1,0 +1,123 @@
+#pragma once
+
+#include <librdkafka/rdkafka.h>
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "agent/core/envelope_writer.h"
+#include "agent/core/event.h"
+#include "agent/core/sink.h"
+#include "agent/core/status.h"
+
+namespace tributary {
+
+struct KafkaSinkOptions {
+  std::string name;
+  std::string brokers;  // bootstrap.servers
+  // {source}, {schema} (the database when the table has no schema), {database}, {table}.
+  std::string topic_template = "{source}.{schema}.{table}";
+  bool tombstones = true;  // a null-value record with the key after each delete
+  std::string dlq_topic;   // where messages rejected for good go; empty: such a failure is fatal
+  // Passed to rd_kafka_conf_set after our defaults; see CheckKafkaSinkOptions.
+  std::vector<std::pair<std::string, std::string>> librdkafka;
+};
+
+// Problems librdkafka or the sink's own settings rule out, one line each, starting with `path`
+// (e.g. "sinks[0]"): a `librdkafka` key that a first-class option owns, or one librdkafka
+// rejects. Values are never shown: they may be secrets.
+std::vector<std::string> CheckKafkaSinkOptions(const KafkaSinkOptions& options,
+                                               const std::string& path);
+
+// Produces each event as one Kafka record: key = the primary key as JSON, value = the Debezium
+// envelope, headers op, source.schema_version and source.position, partitioned like the Java
+// client (murmur2 of the key). Idempotent producer with acks=all.
+//
+// A batch is acked once every record of it (and of every earlier batch) has a successful
+// delivery report; reports are served from Poll and Flush, on the pipeline's thread. Retriable
+// produce errors are retried by librdkafka itself. A record the broker rejects for good (too
+// large, invalid) goes to dlq_topic when set; any other delivery failure, a failed dead-letter
+// write, or a fatal producer error makes every later call return kFatal, and nothing more is
+// acked, so the checkpoint stays behind what may be lost.
+class KafkaSink : public Sink {
+ public:
+  explicit KafkaSink(KafkaSinkOptions options);
+  ~KafkaSink() override;
+  KafkaSink(const KafkaSink&) = delete;
+  KafkaSink& operator=(const KafkaSink&) = delete;
+
+  Status Open(AckCallback on_durable) override;
+  Status Submit(const Batch& batch) override;
+  Status Poll() override;
+  Status Flush() override;
+  size_t PendingBytes() const override { return pending_bytes_; }
+  void Close() override;
+
+  uint64_t dead_letters() const { return dead_letters_; }
+
+ private:
+  struct InFlightBatch {
+    uint64_t sequence;
+    size_t remaining;  // records without a successful delivery report
+    bool sealed;       // Submit has produced all of the batch's records
+  };
+  struct CachedTopic {
+    std::shared_ptr<const TableSchema> schema;  // keeps the key's address from being reused
+    rd_kafka_topic_t* topic;
+  };
+  // A record rejected for good, waiting to be written to the dead-letter topic.
+  struct DeadLetter {
+    uint64_t sequence;
+    std::string topic;
+    std::optional<std::string> key;
+    std::optional<std::string> value;  // none when the record was too large
+    rd_kafka_headers_t* headers;       // owned; a copy of the record's
+    rd_kafka_resp_err_t error;
+  };
+
+  static void OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque);
+  static void OnError(rd_kafka_t* rk, int error, const char* reason, void* opaque);
+  void HandleDelivery(const rd_kafka_message_t& message);
+
+  Result<rd_kafka_topic_t*> TopicFor(const Batch& batch, const TableSchema* table);
+  // Produces one record, polling while librdkafka's queue is full (never dropping). A record
+  // librdkafka rejects for good before sending is queued as a dead letter.
+  Status Produce(rd_kafka_topic_t* topic, std::string_view key, const std::string* value,
+                 rd_kafka_headers_t* headers, uint64_t sequence, bool dead_letter);
+  // Serves librdkafka's callbacks for up to `timeout_ms`, writes dead letters, fires acks.
+  Status Serve(int timeout_ms);
+  Status WriteDeadLetters();
+  void AckCompleted();
+  InFlightBatch* FindBatch(uint64_t sequence);
+  // Remembers the first failure, which every later call returns: nothing more is acked.
+  const Status& Fail(Status status);
+  void FreeDeadLetters();
+
+  KafkaSinkOptions options_;
+  AckCallback on_durable_;
+  EnvelopeWriter envelope_writer_;
+  rd_kafka_t* producer_ = nullptr;
+  rd_kafka_topic_t* dlq_topic_ = nullptr;
+  std::map<std::string, rd_kafka_topic_t*> topics_;
+  std::unordered_map<const TableSchema*, CachedTopic> topic_by_table_;
+  const TableSchema* last_table_ = nullptr;
+  rd_kafka_topic_t* last_topic_ = nullptr;
+  std::deque<InFlightBatch> batches_;
+  std::vector<DeadLetter> dead_letter_queue_;
+  size_t pending_bytes_ = 0;
+  uint64_t dead_letters_ = 0;
+  bool fatal_error_ = false;  // set by librdkafka's error callback
+  std::string key_;
+  std::string value_;
+  std::string version_text_;
+  Status failure_;
+};
+
+}  // namespace tributary
