@@ -10,10 +10,13 @@ namespace tributary {
 
 namespace {
 
-// Sleeps in short steps so that a stop request is honoured quickly.
-void SleepUnlessStopped(std::chrono::milliseconds total, const std::atomic<bool>& stop) {
+// Sleeps in short steps so that a stop request is honoured quickly. Waiting out a backoff is
+// progress too: the watchdog must not restart an agent that is retrying as designed.
+void SleepUnlessStopped(std::chrono::milliseconds total, const std::atomic<bool>& stop,
+                        PipelineMetrics* metrics) {
   auto deadline = std::chrono::steady_clock::now() + total;
   while (!stop.load() && std::chrono::steady_clock::now() < deadline) {
+    if (metrics != nullptr) metrics->Beat();
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 }
@@ -32,8 +35,9 @@ Pipeline::Pipeline(std::string name, std::unique_ptr<Source> source,
       options_(options) {}
 
 Status Pipeline::Run(const std::atomic<bool>& stop) {
-  for (auto& sink : sinks_) {
-    RETURN_IF_ERROR(sink->Open([this](uint64_t sequence) { tracker_.Ack(sequence); }));
+  for (size_t i = 0; i < sinks_.size(); ++i) {
+    RETURN_IF_ERROR(
+        Checked(i, sinks_[i]->Open([this](uint64_t sequence) { tracker_.Ack(sequence); })));
   }
   std::mt19937 random(std::random_device{}());
   auto backoff = std::chrono::milliseconds(500);
@@ -49,12 +53,16 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
     // A transient failure while stopping is no failure: RunOnce drained and checkpointed.
     if (status.retriable() && stop.load()) status = Status::Ok();
     if (status.ok() || !status.retriable()) break;
+    if (metrics_ != nullptr) {
+      metrics_->OnRestart();
+      metrics_->SetState(PipelineState::kReconnecting, status.message());
+    }
     // Jitter spreads reconnects of many agents after a server restart.
     auto delay = std::chrono::milliseconds(
         std::uniform_int_distribution<int64_t>(backoff.count() / 2, backoff.count())(random));
     spdlog::warn("pipeline: Source failed, reconnecting source={} delay_ms={} error=\"{}\"", name_,
                  delay.count(), status.message());
-    SleepUnlessStopped(delay, stop);
+    SleepUnlessStopped(delay, stop, metrics_);
     backoff = std::min(backoff * 2, max_backoff);
     if (stop.load()) {
       status = Status::Ok();
@@ -62,6 +70,10 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
     }
   }
   for (auto& sink : sinks_) sink->Close();
+  if (metrics_ != nullptr) {
+    metrics_->SetState(status.ok() ? PipelineState::kStopped : PipelineState::kFailed,
+                       status.ok() ? "" : status.message());
+  }
   return status;
 }
 
@@ -71,6 +83,7 @@ Status Pipeline::RunOnce(const std::atomic<bool>& stop) {
                checkpoint ? *checkpoint : "none");
   RETURN_IF_ERROR(source_->Open(checkpoint));
   source_open_ = true;
+  if (metrics_ != nullptr) metrics_->SetState(PipelineState::kStreaming);
   Status status = Pump(stop);
   // Stopping or failing, what the sinks have taken is made durable and checkpointed, and the
   // source is told, before it goes away.
@@ -85,12 +98,16 @@ Status Pipeline::RunOnce(const std::atomic<bool>& stop) {
 Status Pipeline::Pump(const std::atomic<bool>& stop) {
   Batch batch;
   while (!stop.load()) {
-    bool over_limit = std::any_of(sinks_.begin(), sinks_.end(), [this](const auto& sink) {
-      return sink->PendingBytes() > options_.max_pending_bytes;
-    });
+    bool over_limit = false;
+    for (size_t i = 0; i < sinks_.size(); ++i) {
+      const size_t pending = sinks_[i]->PendingBytes();
+      over_limit = over_limit || pending > options_.max_pending_bytes;
+      if (metrics_ != nullptr) metrics_->SetPendingBytes(i, pending);
+    }
+    if (metrics_ != nullptr) metrics_->Beat();
     if (over_limit) {
       // Backpressure: nothing more is read until the sinks catch up.
-      for (auto& sink : sinks_) RETURN_IF_ERROR(sink->Flush());
+      for (size_t i = 0; i < sinks_.size(); ++i) RETURN_IF_ERROR(Checked(i, sinks_[i]->Flush()));
       RETURN_IF_ERROR(AdvanceWatermark());
       continue;
     }
@@ -99,8 +116,11 @@ Status Pipeline::Pump(const std::atomic<bool>& stop) {
     if (!batch.empty()) {
       batch.sequence = next_sequence_++;
       for (auto& transform : transforms_) RETURN_IF_ERROR(transform->Apply(batch));
+      if (metrics_ != nullptr) metrics_->CountBatch(batch);
       tracker_.Register(batch.sequence, batch.commit_position, static_cast<int>(sinks_.size()));
-      for (auto& sink : sinks_) RETURN_IF_ERROR(sink->Submit(batch));
+      for (size_t i = 0; i < sinks_.size(); ++i) {
+        RETURN_IF_ERROR(Checked(i, sinks_[i]->Submit(batch)));
+      }
     }
     RETURN_IF_ERROR(PollSinks());
   }
@@ -108,7 +128,7 @@ Status Pipeline::Pump(const std::atomic<bool>& stop) {
 }
 
 Status Pipeline::PollSinks() {
-  for (auto& sink : sinks_) RETURN_IF_ERROR(sink->Poll());
+  for (size_t i = 0; i < sinks_.size(); ++i) RETURN_IF_ERROR(Checked(i, sinks_[i]->Poll()));
   return AdvanceWatermark();
 }
 
@@ -116,13 +136,24 @@ Status Pipeline::AdvanceWatermark() {
   std::optional<std::string> position = tracker_.TakeAdvance();
   if (!position) return Status::Ok();
   RETURN_IF_ERROR(checkpoints_.Save(*position));
+  if (metrics_ != nullptr) metrics_->OnCheckpoint(*position);
   if (source_open_) RETURN_IF_ERROR(source_->Acknowledge(*position));
   return Status::Ok();
 }
 
 Status Pipeline::Drain() {
-  for (auto& sink : sinks_) RETURN_IF_ERROR(sink->Flush());
+  for (size_t i = 0; i < sinks_.size(); ++i) RETURN_IF_ERROR(Checked(i, sinks_[i]->Flush()));
   return AdvanceWatermark();
+}
+
+Status Pipeline::Checked(size_t sink, Status status) {
+  if (metrics_ == nullptr) return status;
+  if (status.ok()) {
+    metrics_->OnSinkHealthy(sink);
+  } else {
+    metrics_->OnSinkError(sink);
+  }
+  return status;
 }
 
 }  // namespace tributary

@@ -11,6 +11,7 @@
 #include "agent/core/source.h"
 #include "agent/core/status.h"
 #include "agent/core/transform.h"
+#include "agent/metrics.h"
 
 namespace tributary {
 
@@ -34,12 +35,17 @@ class Pipeline {
   // not retriable.
   Status Run(const std::atomic<bool>& stop);
 
+  // Optional instruments (metrics, health, watchdog); must outlive the pipeline.
+  void SetMetrics(PipelineMetrics* metrics) { metrics_ = metrics; }
+
  private:
   Status RunOnce(const std::atomic<bool>& stop);
   Status Pump(const std::atomic<bool>& stop);
   Status PollSinks();
   Status AdvanceWatermark();
   Status Drain();
+  // Records a sink call's outcome in the metrics and passes it on.
+  Status Checked(size_t sink, Status status);
 
   std::string name_;
   std::unique_ptr<Source> source_;
@@ -50,6 +56,7 @@ class Pipeline {
   AckTracker tracker_;
   uint64_t next_sequence_ = 1;
   bool source_open_ = false;
+  PipelineMetrics* metrics_ = nullptr;
 };
 
 }  // namespace tributary
