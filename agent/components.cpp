@@ -5,8 +5,10 @@
 #include <functional>
 #include <map>
 
+#include "connectors/mysql/mysql_source.h"
 #include "connectors/postgres/postgres_source.h"
 #include "sinks/file/file_sink.h"
+#include "sinks/kafka/kafka_sink.h"
 
 namespace tributary {
 
@@ -15,18 +17,48 @@ namespace {
 using SourceFactory = std::function<std::unique_ptr<Source>(const SourceConfig&)>;
 using SinkFactory = std::function<std::unique_ptr<Sink>(const SinkConfig&)>;
 
+KafkaSinkOptions KafkaOptionsFor(const SinkConfig& c) {
+  return KafkaSinkOptions{
+      .name = c.name,
+      .brokers = c.brokers,
+      .topic_template = c.topic,
+      .tombstones = c.tombstones,
+      .dlq_topic = c.dlq_topic,
+      .librdkafka = c.librdkafka,
+  };
+}
+
+postgres::PostgresSourceOptions PostgresOptionsFor(const SourceConfig& c) {
+  return postgres::PostgresSourceOptions{
+      .name = c.name,
+      .dsn = c.dsn,
+      .tables = c.tables,
+      .exclude_tables = c.exclude_tables,
+      .slot = c.slot,
+      .publication = c.publication,
+      .heartbeat_interval = std::chrono::milliseconds(c.heartbeat_interval_ms),
+      .initial_snapshot = c.snapshot == "initial",
+      .snapshot_chunk_rows = static_cast<size_t>(c.snapshot_chunk_rows),
+  };
+}
+
 const std::map<std::string, SourceFactory>& SourceFactories() {
   static const std::map<std::string, SourceFactory> kFactories = {
       {"postgres",
        [](const SourceConfig& c) -> std::unique_ptr<Source> {
-         return std::make_unique<postgres::PostgresSource>(postgres::PostgresSourceOptions{
+         return std::make_unique<postgres::PostgresSource>(PostgresOptionsFor(c));
+       }},
+      {"mysql",
+       [](const SourceConfig& c) -> std::unique_ptr<Source> {
+         return std::make_unique<mysql::MysqlSource>(mysql::MysqlSourceOptions{
              .name = c.name,
              .dsn = c.dsn,
              .tables = c.tables,
              .exclude_tables = c.exclude_tables,
-             .slot = c.slot,
-             .publication = c.publication,
+             .server_id = static_cast<uint32_t>(c.server_id),
              .heartbeat_interval = std::chrono::milliseconds(c.heartbeat_interval_ms),
+             .initial_snapshot = c.snapshot == "initial",
+             .snapshot_chunk_rows = static_cast<size_t>(c.snapshot_chunk_rows),
          });
        }},
   };
@@ -45,6 +77,10 @@ const std::map<std::string, SinkFactory>& SinkFactories() {
              .flush_interval = std::chrono::milliseconds(c.flush_interval_ms),
          });
        }},
+      {"kafka",
+       [](const SinkConfig& c) -> std::unique_ptr<Sink> {
+         return std::make_unique<KafkaSink>(KafkaOptionsFor(c));
+       }},
   };
   return kFactories;
 }
@@ -60,6 +96,19 @@ Result<std::unique_ptr<Source>> MakeSource(const SourceConfig& config) {
   return it->second(config);
 }
 
+Status RequestSnapshot(const SourceConfig& config, const std::string& table) {
+  const size_t dot = table.find('.');
+  if (config.type != "postgres") {
+    return Status::InvalidConfig(fmt::format(
+        "source {}: on-demand snapshots are not supported for type {}", config.name, config.type));
+  }
+  if (dot == std::string::npos || dot == 0 || dot + 1 == table.size()) {
+    return Status::InvalidConfig(fmt::format("table \"{}\" is not schema.table", table));
+  }
+  return postgres::RequestSnapshot(PostgresOptionsFor(config), table.substr(0, dot),
+                                   table.substr(dot + 1));
+}
+
 Result<std::unique_ptr<Sink>> MakeSink(const SinkConfig& config) {
   auto it = SinkFactories().find(config.type);
   if (it == SinkFactories().end()) {
@@ -72,12 +121,14 @@ Result<std::unique_ptr<Sink>> MakeSink(const SinkConfig& config) {
 std::vector<std::string> UnsupportedFeatures(const AgentConfig& config) {
   std::vector<std::string> problems;
   if (config.sources.empty()) problems.push_back("sources: at least one source is required");
-  for (size_t i = 0; i < config.sources.size(); ++i) {
-    if (config.sources[i].snapshot == "initial") {
-      problems.push_back(fmt::format(
-          "sources[{}].snapshot: \"initial\" is not supported yet; set `snapshot: never` to "
-          "stream changes from now on",
-          i));
+  for (size_t i = 0; i < config.sinks.size(); ++i) {
+    const SinkConfig& sink = config.sinks[i];
+    if (sink.type != "kafka") continue;
+    const std::string path = fmt::format("sinks[{}]", i);
+    std::vector<std::string> kafka = CheckKafkaSinkOptions(KafkaOptionsFor(sink), path);
+    problems.insert(problems.end(), kafka.begin(), kafka.end());
+    if (sink.exactly_once) {
+      problems.push_back(path + ".exactly_once: true is not supported yet");
     }
   }
   return problems;

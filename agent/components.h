@@ -14,6 +14,9 @@ namespace tributary {
 Result<std::unique_ptr<Source>> MakeSource(const SourceConfig& config);
 Result<std::unique_ptr<Sink>> MakeSink(const SinkConfig& config);
 
+// Asks a running (or the next) source to re-snapshot `table` ("schema.table") while it streams.
+Status RequestSnapshot(const SourceConfig& config, const std::string& table);
+
 // Problems with a config that parses but cannot run: nothing to stream, or what this build
 // cannot do yet. One line each with its path, as LoadConfig reports them.
 std::vector<std::string> UnsupportedFeatures(const AgentConfig& config);

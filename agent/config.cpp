@@ -236,12 +236,15 @@ class Parser {
   }
 
   void ParseRoot(const YAML::Node& root, AgentConfig& config) {
-    CheckKeys(root, "", {"state_dir", "log", "sources", "sinks", "masking"}, {"http"});
+    CheckKeys(root, "",
+              {"state_dir", "log", "http", "on_source_failure", "sources", "sinks", "masking"});
     if (auto dir = GetString(root, "", "state_dir", Presence::kRequired)) {
       if (dir->value.empty()) AddProblem(dir->mark, "state_dir", "must not be empty");
       config.state_dir = std::move(dir->value);
     }
     if (auto log = GetMapping(root, "", "log")) ParseLog(*log, config.log);
+    if (auto http = GetMapping(root, "", "http")) ParseHttp(*http, config.http);
+    GetEnum(root, "", "on_source_failure", {"stop_all", "isolate"}, config.on_source_failure);
     if (auto sinks = GetSequence(root, "", "sinks")) {
       for (size_t i = 0; i < sinks->size(); ++i) {
         const YAML::Node item = (*sinks)[i];
@@ -336,6 +339,31 @@ class Parser {
     return rule;
   }
 
+  // `listen: host:port`, IPv6 as [addr]:port; `http: {}` listens on the loopback default.
+  void ParseHttp(const YAML::Node& map, std::optional<HttpConfig>& out) {
+    HttpConfig http;
+    CheckKeys(map, "http", {"listen"});
+    if (auto listen = GetString(map, "http", "listen", Presence::kOptional)) {
+      const std::string& text = listen->value;
+      const size_t colon = text.rfind(':');
+      int64_t port = 0;
+      std::string host = colon == std::string::npos ? "" : text.substr(0, colon);
+      if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+      }
+      if (colon == std::string::npos || host.empty() ||
+          ParseDecimal(std::string_view(text).substr(colon + 1), port) != IntParse::kOk ||
+          port < 1 || port > 65535) {
+        AddProblem(listen->mark, "http.listen",
+                   Lead(*listen) + "must be host:port, e.g. 127.0.0.1:9187 or [::1]:9187");
+      } else {
+        http.host = std::move(host);
+        http.port = static_cast<uint16_t>(port);
+      }
+    }
+    out = std::move(http);
+  }
+
   void ParseLog(const YAML::Node& map, LogConfig& log) {
     CheckKeys(map, "log", {"level", "format"});
     GetEnum(map, "log", "level", {"trace", "debug", "info", "warn", "error"}, log.level);
@@ -347,18 +375,25 @@ class Parser {
     SourceConfig source;
     std::optional<Scalar> name = GetName(map, path, source_names_);
     std::optional<Scalar> type = GetString(map, path, "type", Presence::kRequired);
-    if (type && !CheckType(*type, Join(path, "type"), {"postgres"}, {"mysql"})) {
-      // A type we do not support yet has its own keys; the type problem says enough.
-      return;
+    if (type && !CheckType(*type, Join(path, "type"), {"postgres", "mysql"}, {})) return;
+    const bool mysql = type && type->value == "mysql";
+    if (mysql) {
+      CheckKeys(map, path,
+                {"name", "type", "dsn", "tables", "exclude_tables", "snapshot",
+                 "snapshot_chunk_rows", "server_id", "heartbeat_interval_ms", "sinks"});
+    } else {
+      CheckKeys(map, path,
+                {"name", "type", "dsn", "tables", "exclude_tables", "snapshot",
+                 "snapshot_chunk_rows", "slot", "publication", "heartbeat_interval_ms", "sinks"});
     }
-    CheckKeys(map, path,
-              {"name", "type", "dsn", "tables", "exclude_tables", "snapshot", "slot", "publication",
-               "heartbeat_interval_ms", "sinks"});
     if (name) source.name = name->value;
     if (type) source.type = type->value;
     // The dsn usually carries a password, so it is never shown even when written inline.
     if (auto dsn = GetString(map, path, "dsn", Presence::kRequired, Secrecy::kSecret)) {
       if (dsn->value.empty()) AddProblem(dsn->mark, Join(path, "dsn"), "must not be empty");
+      if (mysql && !dsn->value.empty() && !dsn->value.starts_with("mysql://")) {
+        AddProblem(dsn->mark, Join(path, "dsn"), "must be \"mysql://user:password@host:port\"");
+      }
       source.dsn = std::move(dsn->value);
     }
     if (auto tables = GetStringList(map, path, "tables", Presence::kRequired)) {
@@ -371,8 +406,19 @@ class Parser {
       source.exclude_tables = TableGlobs(*excluded, Join(path, "exclude_tables"));
     }
     GetEnum(map, path, "snapshot", {"initial", "never"}, source.snapshot);
-    source.slot = PgIdentifier(map, path, "slot", name);
-    source.publication = PgIdentifier(map, path, "publication", name);
+    if (auto rows = GetInt(map, path, "snapshot_chunk_rows")) {
+      if (*rows < 1 || *rows > 1000000) {
+        AddProblem(Find(map, "snapshot_chunk_rows")->mark, Join(path, "snapshot_chunk_rows"),
+                   "must be between 1 and 1000000");
+      }
+      source.snapshot_chunk_rows = *rows;
+    }
+    if (mysql) {
+      ParseServerId(map, path, source);
+    } else {
+      source.slot = PgIdentifier(map, path, "slot", name);
+      source.publication = PgIdentifier(map, path, "publication", name);
+    }
     if (auto ms = GetInt(map, path, "heartbeat_interval_ms")) {
       if (*ms <= 0) {
         AddProblem(Find(map, "heartbeat_interval_ms")->mark, Join(path, "heartbeat_interval_ms"),
@@ -399,14 +445,34 @@ class Parser {
     sources.push_back(std::move(source));
   }
 
+  // MySQL's replica id: unique among the server's replicas, which it disconnects on a clash.
+  void ParseServerId(const YAML::Node& map, const std::string& path, SourceConfig& source) {
+    std::optional<Entry> entry = Find(map, "server_id");
+    if (!entry) {
+      AddProblem(map.Mark(), Join(path, "server_id"), "required key is missing (type mysql)");
+      return;
+    }
+    if (auto id = GetInt(map, path, "server_id")) {
+      if (*id < 1 || *id > 4294967295) {
+        AddProblem(entry->mark, Join(path, "server_id"), "must be between 1 and 4294967295");
+      }
+      source.server_id = *id;
+    }
+  }
+
   void ParseSink(const YAML::Node& map, const std::string& path, std::vector<SinkConfig>& sinks) {
     SinkConfig sink;
     std::optional<Scalar> name = GetName(map, path, sink_names_);
     std::optional<Scalar> type = GetString(map, path, "type", Presence::kRequired);
-    if (type && !CheckType(*type, Join(path, "type"), {"file"}, {"kafka"})) return;
-    CheckKeys(map, path, {"name", "type", "path", "topic", "rotate_bytes", "flush_interval_ms"});
+    if (type && !CheckType(*type, Join(path, "type"), {"file", "kafka"}, {})) return;
     if (name) sink.name = name->value;
     if (type) sink.type = type->value;
+    if (sink.type == "kafka") {
+      ParseKafkaSink(map, path, sink);
+      sinks.push_back(std::move(sink));
+      return;
+    }
+    CheckKeys(map, path, {"name", "type", "path", "topic", "rotate_bytes", "flush_interval_ms"});
     if (auto dir = GetString(map, path, "path", Presence::kRequired)) {
       if (dir->value.empty()) AddProblem(dir->mark, Join(path, "path"), "must not be empty");
       sink.path = std::move(dir->value);
@@ -430,6 +496,57 @@ class Parser {
       sink.flush_interval_ms = *ms;
     }
     sinks.push_back(std::move(sink));
+  }
+
+  // The kafka sink's own keys (docs/kafka-sink.md). Whether librdkafka takes the `librdkafka`
+  // entries is checked by the sink (CheckKafkaSinkOptions), which knows librdkafka.
+  void ParseKafkaSink(const YAML::Node& map, const std::string& path, SinkConfig& sink) {
+    CheckKeys(map, path,
+              {"name", "type", "brokers", "topic", "tombstones", "exactly_once", "dlq_topic",
+               "librdkafka"});
+    if (auto brokers = GetString(map, path, "brokers", Presence::kRequired)) {
+      if (brokers->value.empty()) {
+        AddProblem(brokers->mark, Join(path, "brokers"), "must not be empty");
+      }
+      sink.brokers = std::move(brokers->value);
+    }
+    if (auto topic = GetString(map, path, "topic", Presence::kOptional)) {
+      CheckTopic(*topic, Join(path, "topic"));
+      sink.topic = std::move(topic->value);
+    }
+    if (auto tombstones = GetBool(map, path, "tombstones")) sink.tombstones = *tombstones;
+    if (auto exactly_once = GetBool(map, path, "exactly_once")) sink.exactly_once = *exactly_once;
+    if (auto dlq = GetString(map, path, "dlq_topic", Presence::kOptional)) {
+      const bool legal =
+          !dlq->value.empty() && dlq->value.size() <= 249 && dlq->value != "." &&
+          dlq->value != ".." &&
+          std::ranges::all_of(dlq->value, [](char c) { return IsNameChar(c) || c == '.'; });
+      if (!legal) {
+        AddProblem(dlq->mark, Join(path, "dlq_topic"),
+                   Lead(*dlq) + "must be a Kafka topic name: 1 to 249 of [A-Za-z0-9._-]");
+      }
+      sink.dlq_topic = std::move(dlq->value);
+    }
+    if (auto settings = GetMapping(map, path, "librdkafka")) {
+      const std::string settings_path = Join(path, "librdkafka");
+      std::set<std::string> seen;
+      for (const auto& kv : *settings) {
+        if (!kv.first.IsScalar()) {
+          AddProblem(kv.first.Mark(), settings_path,
+                     "keys must be strings, got " + DescribeKind(kv.first));
+          continue;
+        }
+        const std::string key_path = Join(settings_path, kv.first.Scalar());
+        if (!seen.insert(kv.first.Scalar()).second) {
+          AddProblem(kv.first.Mark(), key_path, "duplicate key");
+          continue;
+        }
+        // Values may be credentials (sasl.password): never shown.
+        if (auto value = ScalarString(kv.second, kv.first.Mark(), key_path, Secrecy::kSecret)) {
+          sink.librdkafka.emplace_back(kv.first.Scalar(), std::move(value->value));
+        }
+      }
+    }
   }
 
   // Reads `name` and registers it in `names` (name -> path) for duplicate and reference checks,
@@ -677,6 +794,20 @@ class Parser {
       return std::nullopt;
     }
     return value;
+  }
+
+  // `true` or `false`, plain, as YAML's core schema reads a bool (after expansion).
+  std::optional<bool> GetBool(const YAML::Node& map, const std::string& path,
+                              std::string_view key) {
+    std::optional<Entry> entry = Find(map, key);
+    if (!entry) return std::nullopt;
+    const std::string key_path = Join(path, key);
+    std::optional<Scalar> s = ScalarString(entry->value, entry->mark, key_path, Secrecy::kPlain);
+    if (!s) return std::nullopt;
+    const bool plain = entry->value.Tag() == "?" || entry->value.Tag() == "tag:yaml.org,2002:bool";
+    if (plain && (s->value == "true" || s->value == "false")) return s->value == "true";
+    AddProblem(entry->mark, key_path, "expected true or false");
+    return std::nullopt;
   }
 
   // Expands ${NAME}, ${file:PATH} and $${ in `raw`. Reports each bad reference; the

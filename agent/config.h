@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "agent/core/status.h"
@@ -18,24 +19,32 @@ struct LogConfig {
 
 struct SourceConfig {
   std::string name;
-  std::string type;                 // postgres
-  std::string dsn;                  // libpq conninfo (key=value or URI); secrets already expanded
+  std::string type;                 // postgres | mysql
+  std::string dsn;                  // libpq conninfo, or mysql://user:pass@host:port; expanded
   std::vector<std::string> tables;  // include globs, "schema.table"
   std::vector<std::string> exclude_tables;  // exclude globs
   std::string snapshot = "initial";         // initial | never
+  int64_t snapshot_chunk_rows = 8192;       // rows per snapshot chunk (and checkpoint)
   std::string slot;                         // default "tributary_<name>", '-' as '_'
   std::string publication;                  // default "tributary_<name>", '-' as '_'
+  int64_t server_id = 0;                    // mysql: replica id, required
   int64_t heartbeat_interval_ms = 10000;
   std::vector<std::string> sinks;
 };
 
 struct SinkConfig {
   std::string name;
-  std::string type;  // file
+  std::string type;  // file | kafka
   std::string path;  // file: output directory
   std::string topic = "{source}.{schema}.{table}";
   int64_t rotate_bytes = 134217728;  // file: segment size that triggers rotation
   int64_t flush_interval_ms = 200;   // file: how often data is fsynced and acked
+  std::string brokers;               // kafka: bootstrap servers, host:port[,host:port...]
+  bool tombstones = true;            // kafka: a null-value record after each delete
+  bool exactly_once = false;         // kafka: transactional producer
+  std::string dlq_topic;             // kafka: for records rejected for good; empty: fatal
+  // kafka: librdkafka properties, in file order; values already expanded (may be secrets).
+  std::vector<std::pair<std::string, std::string>> librdkafka;
 };
 
 // Column masking and PII detection (docs/masking.md).
@@ -51,9 +60,17 @@ struct MaskingConfig {
   std::vector<MaskingRule> rules;
 };
 
+// The HTTP endpoint: /metrics, /healthz, /readyz, /status (docs/operations.md).
+struct HttpConfig {
+  std::string host = "127.0.0.1";  // loopback unless the operator says otherwise
+  uint16_t port = 9187;
+};
+
 struct AgentConfig {
   std::string state_dir;
   LogConfig log;
+  std::optional<HttpConfig> http;              // absent: no HTTP endpoint
+  std::string on_source_failure = "stop_all";  // stop_all | isolate
   std::vector<SourceConfig> sources;
   std::vector<SinkConfig> sinks;
   std::optional<MaskingConfig> masking;  // absent: no masking stage

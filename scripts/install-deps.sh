@@ -13,6 +13,7 @@ packages=(
   libmariadb-dev mariadb-server mariadb-client
   librdkafka-dev kcat
   procps util-linux time jq
+  prometheus-cpp-dev libcpp-httplib-dev prometheus systemd dpkg-dev
 )
 
 missing=()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs, checks clang-format and clang-tidy, builds a
 # release and an ASan+UBSan build, runs unit and integration tests (real PostgreSQL 15,
-# started by the tests) in both, and runs the pgoutput fuzzer briefly.
+# started by the tests) in both, and runs the pgoutput and binlog fuzzers briefly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,11 +20,14 @@ ctest --test-dir build/release --output-on-failure -j"$jobs"
 
 CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DTRIBUTARY_FUZZ=ON >/dev/null
-ninja -C build/fuzz -j"$jobs" pgoutput_fuzz
-mkdir -p build/fuzz/corpus
-build/fuzz/tests/fuzz/pgoutput_fuzz -max_total_time="${FUZZ_SECONDS:-60}" -print_final_stats=1 \
+ninja -C build/fuzz -j"$jobs" pgoutput_fuzz binlog_rows_fuzz
+mkdir -p build/fuzz/corpus build/fuzz/binlog_corpus
+build/fuzz/tests/fuzz/pgoutput_fuzz -max_total_time="${FUZZ_SECONDS:-45}" -print_final_stats=1 \
   build/fuzz/corpus tests/fixtures/pgoutput
-echo "fuzz: pgoutput decoder ran ${FUZZ_SECONDS:-60}s without a finding"
+echo "fuzz: pgoutput decoder ran ${FUZZ_SECONDS:-45}s without a finding"
+build/fuzz/tests/fuzz/binlog_rows_fuzz -max_total_time="${FUZZ_SECONDS:-45}" -print_final_stats=1 \
+  build/fuzz/binlog_corpus
+echo "fuzz: binlog row decoder ran ${FUZZ_SECONDS:-45}s without a finding"
 
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTRIBUTARY_SANITIZE=ON >/dev/null
 ninja -C build/asan -j"$jobs"

@@ -9,9 +9,28 @@
 namespace tributary {
 namespace {
 
+// The source.snapshot member with its neighbours' punctuation, ready to append.
+std::string_view SnapshotField(SnapshotMark mark) {
+  switch (mark) {
+    case SnapshotMark::kFirst:
+      return ",\"snapshot\":\"first\",\"db\":";
+    case SnapshotMark::kTrue:
+      return ",\"snapshot\":\"true\",\"db\":";
+    case SnapshotMark::kLast:
+      return ",\"snapshot\":\"last\",\"db\":";
+    case SnapshotMark::kIncremental:
+      return ",\"snapshot\":\"incremental\",\"db\":";
+    case SnapshotMark::kFalse:
+      break;
+  }
+  return ",\"snapshot\":\"false\",\"db\":";
+}
+
 // Debezium's placeholder for a PostgreSQL TOAST value the server did not send, quoted.
 constexpr std::string_view kUnavailableValue = "\"__debezium_unavailable_value\"";
 constexpr std::string_view kPostgresConnector = "postgresql";
+constexpr std::string_view kMysqlConnector = "mysql";
+constexpr std::string_view kMariadbConnector = "mariadb";
 
 constexpr std::array<bool, 256> kNeedsEscape = [] {
   std::array<bool, 256> table{};
@@ -71,6 +90,39 @@ void AppendSequenceLsn(uint64_t lsn, std::string& out) {
   out.append("\\\"");
   AppendNumber(lsn, out);
   out.append("\\\"");
+}
+
+// A text member from Batch::arena, or null.
+void AppendOptionalText(const Batch& batch, const Value& value, std::string& out) {
+  if (value.kind == ValueKind::kNull) {
+    out.append("null");
+  } else {
+    AppendJsonString(batch.Text(value), out);
+  }
+}
+
+// Debezium's MySQL / MariaDB source members after `db`.
+void WriteBinlogSource(const Batch& batch, const Event& event, std::string& out) {
+  const SourceMeta& meta = event.meta;
+  out.append(",\"table\":");
+  AppendJsonString(event.table->table, out);
+  out.append(",\"server_id\":");
+  AppendNumber(meta.server_id, out);
+  out.append(",\"gtid\":");
+  AppendOptionalText(batch, meta.gtid, out);
+  out.append(",\"file\":");
+  AppendOptionalText(batch, meta.binlog_file, out);
+  out.append(",\"pos\":");
+  AppendNumber(meta.binlog_pos, out);
+  out.append(",\"row\":");
+  AppendNumber(meta.binlog_row, out);
+  out.append(",\"thread\":");
+  if (meta.thread_id != 0) {
+    AppendNumber(meta.thread_id, out);
+  } else {
+    out.append("null");
+  }
+  out.append(",\"query\":null");
 }
 
 }  // namespace
@@ -174,8 +226,7 @@ void EnvelopeWriter::WriteSource(const Batch& batch, const Event& event, std::st
   AppendNumber(MicrosToMillis(meta.commit_ts_us), out);
   out.append(",\"ts_us\":");
   AppendNumber(meta.commit_ts_us, out);
-  out.append(event.op == Op::kRead ? ",\"snapshot\":\"true\",\"db\":"
-                                   : ",\"snapshot\":\"false\",\"db\":");
+  out.append(SnapshotField(meta.snapshot));
   AppendJsonString(table.database, out);
   if (table.connector == kPostgresConnector) {
     // Debezium's sequence: a JSON array of the commit and change LSNs, serialized as a string.
@@ -200,6 +251,8 @@ void EnvelopeWriter::WriteSource(const Batch& batch, const Event& event, std::st
       out.append("null");
     }
     out.append(",\"xmin\":null");
+  } else if (table.connector == kMysqlConnector || table.connector == kMariadbConnector) {
+    WriteBinlogSource(batch, event, out);
   } else {
     out.append(",\"table\":");
     AppendJsonString(table.table, out);

@@ -52,6 +52,15 @@ struct TableSchema {
   uint32_t version = 1;  // schema registry version
 };
 
+// source.snapshot, as Debezium writes it: which part of a snapshot a row belongs to.
+enum class SnapshotMark : uint8_t {
+  kFalse,        // a streamed change
+  kFirst,        // the first row of an initial snapshot
+  kTrue,         // a row of an initial snapshot
+  kLast,         // the last row of an initial snapshot
+  kIncremental,  // a row of an on-demand re-snapshot
+};
+
 // Where an event came from, in the source's own terms.
 struct SourceMeta {
   int64_t commit_ts_us = 0;  // commit time, microseconds since the Unix epoch
@@ -59,6 +68,15 @@ struct SourceMeta {
   uint64_t lsn = 0;          // PostgreSQL: LSN of this change
   int64_t txid = 0;
   uint32_t sequence = 0;  // index of the change within its transaction
+  SnapshotMark snapshot = SnapshotMark::kFalse;
+  // MySQL / MariaDB: where the rows event starts, the row within it, and who wrote it. The
+  // file name and GTID are text in Batch::arena (kNull when there is none).
+  uint64_t binlog_pos = 0;
+  uint32_t binlog_row = 0;
+  uint32_t server_id = 0;
+  uint32_t thread_id = 0;
+  Value binlog_file{};
+  Value gtid{};
 };
 
 struct Event {

@@ -1,5 +1,7 @@
 #include "connectors/postgres/pg_connection.h"
 
+#include <fmt/format.h>
+
 #include <cstring>
 
 namespace tributary::postgres {
@@ -98,6 +100,11 @@ Result<PgResult> PgConnection::Exec(const std::string& sql, ExecStatusType expec
   if (!result || PQresultStatus(result.get()) != expected) {
     // The statement text may hold identifiers but never values; show its first word only.
     std::string verb = sql.substr(0, sql.find(' '));
+    const ExecStatusType status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+      return Status::Fatal(fmt::format("postgres: {} returned {}, expected {} (a bug)", verb,
+                                       PQresStatus(status), PQresStatus(expected)));
+    }
     return ClassifyPgError(conn_, result.get(), verb + " failed");
   }
   return result;

@@ -47,7 +47,8 @@ int64_t NowPgMicros() {
 
 }  // namespace
 
-PostgresSource::PostgresSource(PostgresSourceOptions options) : options_(std::move(options)) {}
+PostgresSource::PostgresSource(PostgresSourceOptions options)
+    : options_(std::move(options)), snapshotter_(options_.name, options_.snapshot_chunk_rows) {}
 
 PostgresSource::~PostgresSource() { Close(); }
 
@@ -67,13 +68,42 @@ Status PostgresSource::Open(const std::optional<std::string>& checkpoint) {
   }
   database_ = settings[0][1];
 
+  std::optional<PgPosition> position;
+  SnapshotProgress progress;
+  if (checkpoint) {
+    position = ParsePosition(*checkpoint);
+    if (!position) {
+      return Status::CorruptData(fmt::format(
+          "postgres: source {}: the checkpoint is not a position this source wrote; the state "
+          "dir is damaged",
+          options_.name));
+    }
+    if (!position->snapshot.empty()) {
+      ASSIGN_OR_RETURN(progress, DecodeSnapshotProgress(position->snapshot));
+    }
+  }
   ASSIGN_OR_RETURN(std::vector<TableName> tables, ResolveTables());
   RETURN_IF_ERROR(EnsurePublication(tables, checkpoint.has_value()));
+  if (!checkpoint && options_.initial_snapshot) {
+    for (const auto& [schema, table] : tables) {
+      SnapshotTable entry;
+      entry.schema = schema;
+      entry.table = table;
+      progress.tables.push_back(std::move(entry));
+    }
+    spdlog::info("postgres: No checkpoint: snapshotting the captured tables source={} tables={}",
+                 options_.name, tables.size());
+  } else if (!progress.empty()) {
+    spdlog::info("postgres: Resuming the snapshot source={} tables_left={}", options_.name,
+                 progress.tables.size());
+  }
+  snapshotter_.Reset(std::move(progress), tables);
 
   ASSIGN_OR_RETURN(PgConnection stream,
                    PgConnection::Open(options_.dsn, PgConnection::Mode::kLogicalReplication));
   stream_ = std::move(stream);
-  ASSIGN_OR_RETURN(uint64_t start_lsn, PrepareSlot(checkpoint));
+  ASSIGN_OR_RETURN(uint64_t start_lsn,
+                   PrepareSlot(position ? std::optional<uint64_t>(position->lsn) : std::nullopt));
   return StartStreaming(start_lsn);
 }
 
@@ -104,7 +134,9 @@ Result<std::vector<PostgresSource::TableName>> PostgresSource::ResolveTables() {
 Status PostgresSource::EnsurePublication(const std::vector<TableName>& tables, bool resuming) {
   std::string name = catalog_->QuoteLiteral(options_.publication);
   ASSIGN_OR_RETURN(TextRows exists,
-                   catalog_->Query("SELECT count(*) FROM pg_publication WHERE pubname = " + name));
+                   catalog_->Query("SELECT count(*), coalesce(bool_and(pubviaroot), false) "
+                                   "FROM pg_publication WHERE pubname = " +
+                                   name));
   std::string table_list;
   for (const auto& [schema, table] : tables) {
     if (!table_list.empty()) table_list += ", ";
@@ -114,7 +146,18 @@ Status PostgresSource::EnsurePublication(const std::vector<TableName>& tables, b
   if (exists[0][0] == "0") {
     spdlog::info("postgres: Creating publication source={} publication={} tables={}", options_.name,
                  options_.publication, tables.size());
-    return catalog_->Command("CREATE PUBLICATION " + ident + " FOR TABLE " + table_list);
+    // Changes to a partitioned table's partitions are published as the partitioned table's,
+    // the table that was captured, and snapshot chunks are matched against them.
+    return catalog_->Command("CREATE PUBLICATION " + ident + " FOR TABLE " + table_list +
+                             " WITH (publish_via_partition_root = true)");
+  }
+  if (exists[0][1] != "t") {
+    spdlog::info(
+        "postgres: Setting publish_via_partition_root on the publication source={} "
+        "publication={}",
+        options_.name, options_.publication);
+    RETURN_IF_ERROR(catalog_->Command("ALTER PUBLICATION " + ident +
+                                      " SET (publish_via_partition_root = true)"));
   }
   ASSIGN_OR_RETURN(TextRows current,
                    catalog_->Query("SELECT schemaname, tablename FROM pg_publication_tables "
@@ -138,16 +181,8 @@ Status PostgresSource::EnsurePublication(const std::vector<TableName>& tables, b
   return catalog_->Command("ALTER PUBLICATION " + ident + " SET TABLE " + table_list);
 }
 
-Result<uint64_t> PostgresSource::PrepareSlot(const std::optional<std::string>& checkpoint) {
-  std::optional<uint64_t> checkpoint_lsn;
-  if (checkpoint) {
-    checkpoint_lsn = ParseLsn(*checkpoint);
-    if (!checkpoint_lsn) {
-      return Status::CorruptData(
-          fmt::format("postgres: source {}: the checkpoint is not an LSN; the state dir is damaged",
-                      options_.name));
-    }
-  }
+Result<uint64_t> PostgresSource::PrepareSlot(const std::optional<uint64_t>& checkpoint_lsn) {
+  const std::string checkpoint = checkpoint_lsn ? FormatLsn(*checkpoint_lsn) : "";
   ASSIGN_OR_RETURN(
       TextRows slots,
       catalog_->Query("SELECT plugin, database, coalesce(confirmed_flush_lsn::text, ''), "
@@ -159,7 +194,7 @@ Result<uint64_t> PostgresSource::PrepareSlot(const std::optional<std::string>& c
           "postgres: source {}: replication slot {} is gone, but the checkpoint is at {}: the "
           "changes since then cannot be streamed. To start over, delete the source's "
           "checkpoint.json in state_dir (changes made in between are not captured) and re-run",
-          options_.name, options_.slot, *checkpoint));
+          options_.name, options_.slot, checkpoint));
     }
     spdlog::info("postgres: Creating replication slot source={} slot={}", options_.name,
                  options_.slot);
@@ -198,7 +233,7 @@ Result<uint64_t> PostgresSource::PrepareSlot(const std::optional<std::string>& c
         "{}: the changes in between were never delivered and the server no longer has them. "
         "Something else consumed or advanced the slot. Refusing to skip data: re-snapshot the "
         "tables, or accept the gap by deleting the source's checkpoint.json in state_dir",
-        options_.name, options_.slot, slot[2], *checkpoint));
+        options_.name, options_.slot, slot[2], checkpoint));
   }
   ASSIGN_OR_RETURN(TextRows wal, catalog_->Query("SELECT pg_current_wal_lsn()::text"));
   std::optional<uint64_t> wal_end = ParseLsn(wal.at(0).at(0));
@@ -208,7 +243,7 @@ Result<uint64_t> PostgresSource::PrepareSlot(const std::optional<std::string>& c
         "not the server the checkpoint came from, or it was restored from a backup. Refusing "
         "to stream a different history: re-snapshot, or delete the source's checkpoint.json "
         "in state_dir to start from the slot",
-        options_.name, wal.at(0).at(0), *checkpoint));
+        options_.name, wal.at(0).at(0), checkpoint));
   }
   flushed_lsn_ = *checkpoint_lsn;
   return *checkpoint_lsn;
@@ -216,9 +251,12 @@ Result<uint64_t> PostgresSource::PrepareSlot(const std::optional<std::string>& c
 
 Status PostgresSource::StartStreaming(uint64_t start_lsn) {
   std::string sql =
-      fmt::format("START_REPLICATION SLOT {} LOGICAL {} (proto_version '1', publication_names {})",
-                  stream_->QuoteIdentifier(options_.slot), FormatLsn(start_lsn),
-                  stream_->QuoteLiteral(stream_->QuoteIdentifier(options_.publication)));
+      // messages: snapshot watermarks and requests travel as logical decoding messages.
+      fmt::format(
+          "START_REPLICATION SLOT {} LOGICAL {} (proto_version '1', publication_names {}, "
+          "messages 'true')",
+          stream_->QuoteIdentifier(options_.slot), FormatLsn(start_lsn),
+          stream_->QuoteLiteral(stream_->QuoteIdentifier(options_.publication)));
   ASSIGN_OR_RETURN(PgResult ignored, stream_->Exec(sql, PGRES_COPY_BOTH));
   received_lsn_ = std::max(received_lsn_, start_lsn);
   flushed_lsn_ = std::max(flushed_lsn_, start_lsn);
@@ -251,6 +289,7 @@ Status PostgresSource::SendStatus(bool reply_requested) {
 
 Status PostgresSource::Poll(Batch& batch, size_t max_bytes, std::chrono::milliseconds timeout) {
   if (!stream_) return Status::Retriable("postgres: source is not open");
+  if (snapshotter_.pending()) RETURN_IF_ERROR(snapshotter_.MaybeStartChunk(*catalog_));
   auto deadline = std::chrono::steady_clock::now() + timeout;
   auto linger_until = std::min(deadline, std::chrono::steady_clock::now() + kLinger);
   size_t bytes_since_read = 0;
@@ -326,7 +365,7 @@ Status PostgresSource::HandleCopyData(std::string_view bytes, Batch& batch, bool
     // and others are busy, so the server does not retain WAL for us without end.
     if (!in_transaction_ && copy_data_.wal_end > handed_lsn_) {
       handed_lsn_ = copy_data_.wal_end;
-      batch.commit_position = FormatLsn(copy_data_.wal_end);
+      batch.commit_position = PositionText(copy_data_.wal_end);
     }
     if (copy_data_.reply_requested) return SendStatus(false);
     return Status::Ok();
@@ -347,7 +386,7 @@ Status PostgresSource::HandlePgoutput(uint64_t lsn, Batch& batch, bool& commit_s
     case PgoutputType::kCommit:
       in_transaction_ = false;
       handed_lsn_ = std::max(handed_lsn_, message_.commit.end_lsn);
-      batch.commit_position = FormatLsn(message_.commit.end_lsn);
+      batch.commit_position = PositionText(message_.commit.end_lsn);
       commit_seen = true;
       return Status::Ok();
     case PgoutputType::kRelation:
@@ -361,8 +400,14 @@ Status PostgresSource::HandlePgoutput(uint64_t lsn, Batch& batch, bool& commit_s
       return HandleRow(lsn, batch);
     case PgoutputType::kTruncate:
       return HandleTruncate(lsn, batch);
+    case PgoutputType::kMessage: {
+      if (message_.message.prefix != kMessagePrefix || !message_.message.transactional()) {
+        return Status::Ok();
+      }
+      ASSIGN_OR_RETURN(bool chunk_ready, snapshotter_.OnMessage(message_.message.content));
+      return chunk_ready ? EmitSnapshotChunk(lsn, batch) : Status::Ok();
+    }
     case PgoutputType::kOrigin:
-    case PgoutputType::kMessage:
       return Status::Ok();
     default:
       return Status::CorruptData(
@@ -402,14 +447,31 @@ Result<PgType> PostgresSource::ResolveType(uint32_t oid) {
 
 Status PostgresSource::HandleRelation() {
   const RelationMessage& rel = message_.relation;
+  std::vector<CatalogColumn> columns;
+  columns.reserve(rel.columns.size());
+  for (const RelationColumn& column : rel.columns) {
+    columns.push_back(CatalogColumn{.name = std::string(column.name),
+                                    .type_oid = column.type_oid,
+                                    .type_modifier = column.type_modifier,
+                                    .identity = column.key()});
+  }
+  ASSIGN_OR_RETURN(Relation relation,
+                   MakeRelation(rel.schema.empty() ? "pg_catalog" : std::string(rel.schema),
+                                std::string(rel.name), columns));
+  relations_[rel.relation_id] = std::move(relation);
+  return Status::Ok();
+}
+
+Result<PostgresSource::Relation> PostgresSource::MakeRelation(
+    std::string schema_name, std::string table_name, const std::vector<CatalogColumn>& columns) {
   auto schema = std::make_shared<TableSchema>();
   schema->connector = "postgresql";
   schema->source = options_.name;
   schema->database = database_;
-  schema->schema = rel.schema.empty() ? "pg_catalog" : std::string(rel.schema);
-  schema->table = std::string(rel.name);
+  schema->schema = std::move(schema_name);
+  schema->table = std::move(table_name);
   Relation relation;
-  for (const RelationColumn& column : rel.columns) {
+  for (const CatalogColumn& column : columns) {
     ASSIGN_OR_RETURN(PgType type, ResolveType(column.type_oid));
     if (type.category == TypeCategory::kUnmapped && warned_types_.insert(type.oid).second) {
       spdlog::warn(
@@ -417,24 +479,81 @@ Status PostgresSource::HandleRelation() {
           "table={}.{} column={} type={}",
           options_.name, schema->schema, schema->table, column.name, type.name);
     }
-    schema->columns.push_back(ColumnSchema{.name = std::string(column.name),
+    schema->columns.push_back(ColumnSchema{.name = column.name,
                                            .type_name = type.name,
                                            .type_oid = column.type_oid,
                                            .type_modifier = column.type_modifier,
-                                           .key = column.key()});
+                                           .key = column.identity});
     relation.types.push_back(std::move(type));
   }
   relation.schema = std::move(schema);
-  relations_[rel.relation_id] = std::move(relation);
+  return relation;
+}
+
+Status PostgresSource::EmitSnapshotChunk(uint64_t lsn, Batch& batch) {
+  const CatalogTable& table = snapshotter_.chunk_table();
+  // The stream's description of the table when it has one with the same columns, so snapshot
+  // rows and changes share a schema; else the catalog's.
+  auto it = relations_.find(table.oid);
+  bool same = it != relations_.end() && it->second.types.size() == table.columns.size();
+  for (size_t i = 0; same && i < table.columns.size(); ++i) {
+    same = it->second.schema->columns[i].name == table.columns[i].name &&
+           it->second.schema->columns[i].type_oid == table.columns[i].type_oid;
+  }
+  if (!same) {
+    ASSIGN_OR_RETURN(Relation relation, MakeRelation(table.schema, table.table, table.columns));
+    it = relations_.insert_or_assign(table.oid, std::move(relation)).first;
+  }
+  const Relation& relation = it->second;
+  const PGresult* result = snapshotter_.chunk_result();
+  const std::vector<int> rows = snapshotter_.RowsToEmit();
+  const SnapshotMark mark =
+      snapshotter_.incremental() ? SnapshotMark::kIncremental : SnapshotMark::kTrue;
+  for (size_t n = 0; n < rows.size(); ++n) {
+    const int row = rows[n];
+    Event event;
+    event.op = Op::kRead;
+    event.table = batch.Retain(relation.schema);
+    StartEvent(event, lsn, batch);
+    event.meta.snapshot = mark;
+    if (mark == SnapshotMark::kTrue) {
+      if (n == 0 && snapshotter_.at_initial_start()) event.meta.snapshot = SnapshotMark::kFirst;
+      if (n + 1 == rows.size() && snapshotter_.ends_initial_snapshot()) {
+        event.meta.snapshot = SnapshotMark::kLast;
+      }
+    }
+    event.after = static_cast<uint32_t>(batch.values.size());
+    for (size_t column = 0; column < relation.types.size(); ++column) {
+      const int c = static_cast<int>(column);
+      if (PQgetisnull(result, row, c)) {
+        batch.values.push_back(Value{0, 0, ValueKind::kNull});
+        continue;
+      }
+      Result<Value> value =
+          AppendCanonical(relation.types[column],
+                          std::string_view(PQgetvalue(result, row, c),
+                                           static_cast<size_t>(PQgetlength(result, row, c))),
+                          batch);
+      if (!value.ok()) {
+        return Status(
+            value.status().code(),
+            fmt::format("{} (snapshot of table {}.{}, column {})", value.status().message(),
+                        table.schema, table.table, relation.schema->columns[column].name));
+      }
+      batch.values.push_back(*value);
+    }
+    batch.events.push_back(event);
+  }
+  snapshotter_.FinishChunk(rows.size());
   return Status::Ok();
 }
 
 void PostgresSource::StartEvent(Event& event, uint64_t lsn, Batch& batch) {
-  event.meta = SourceMeta{.commit_ts_us = txn_commit_ts_us_,
-                          .commit_lsn = txn_commit_lsn_,
-                          .lsn = lsn,
-                          .txid = txn_xid_,
-                          .sequence = txn_sequence_};
+  event.meta.commit_ts_us = txn_commit_ts_us_;
+  event.meta.commit_lsn = txn_commit_lsn_;
+  event.meta.lsn = lsn;
+  event.meta.txid = txn_xid_;
+  event.meta.sequence = txn_sequence_;
   // "<commit LSN>/<change LSN>/<sequence>", fixed-width hex: sorts lexically in change order.
   // Written by hand: fmt's formatting was a fifth of the agent's CPU per row.
   uint32_t offset = static_cast<uint32_t>(batch.arena.size());
@@ -495,6 +614,8 @@ Status PostgresSource::HandleRow(uint64_t lsn, Batch& batch) {
         "postgres: row for relation {} arrived before its Relation message", change.relation_id));
   }
   const Relation& relation = it->second;
+  if (snapshotter_.pending())
+    snapshotter_.OnChange(change.relation_id, relation.schema->columns, change);
   Event event;
   event.table = batch.Retain(relation.schema);
   StartEvent(event, lsn, batch);
@@ -530,6 +651,7 @@ Status PostgresSource::HandleTruncate(uint64_t lsn, Batch& batch) {
       return Status::CorruptData(fmt::format(
           "postgres: truncate of relation {} arrived before its Relation message", relation_id));
     }
+    snapshotter_.OnTruncate(relation_id);
     Event event;
     event.op = Op::kTruncate;
     event.table = batch.Retain(it->second.schema);
@@ -540,10 +662,10 @@ Status PostgresSource::HandleTruncate(uint64_t lsn, Batch& batch) {
 }
 
 Status PostgresSource::Acknowledge(const std::string& position) {
-  std::optional<uint64_t> lsn = ParseLsn(position);
-  if (!lsn) return Status::Fatal("postgres: acknowledged position is not an LSN: " + position);
-  if (*lsn <= flushed_lsn_ || !stream_) return Status::Ok();
-  flushed_lsn_ = *lsn;
+  std::optional<PgPosition> parsed = ParsePosition(position);
+  if (!parsed) return Status::Fatal("postgres: acknowledged position is not this source's");
+  if (parsed->lsn <= flushed_lsn_ || !stream_) return Status::Ok();
+  flushed_lsn_ = parsed->lsn;
   return SendStatus(false);
 }
 
@@ -560,6 +682,27 @@ void PostgresSource::Close() {
   catalog_.reset();
   relations_.clear();
   custom_types_.clear();
+}
+
+Status RequestSnapshot(const PostgresSourceOptions& options, const std::string& schema,
+                       const std::string& table) {
+  const std::string name = schema + "." + table;
+  if (!MatchesAny(options.tables, name) || MatchesAny(options.exclude_tables, name)) {
+    return Status::InvalidConfig(fmt::format(
+        "source {} does not capture table {}: it is not matched by `tables` (or is excluded)",
+        options.name, name));
+  }
+  ASSIGN_OR_RETURN(PgConnection catalog,
+                   PgConnection::Open(options.dsn, PgConnection::Mode::kNormal));
+  ASSIGN_OR_RETURN(std::optional<CatalogTable> found, ReadCatalogTable(catalog, schema, table));
+  if (!found) {
+    return Status::InvalidConfig(
+        fmt::format("source {}: table {} does not exist in the database", options.name, name));
+  }
+  return catalog
+      .Query("SELECT pg_logical_emit_message(true, " + catalog.QuoteLiteral(kMessagePrefix) + ", " +
+             catalog.QuoteLiteral(SnapshotRequestMessage(options.name, schema, table)) + ")")
+      .status();
 }
 
 }  // namespace tributary::postgres

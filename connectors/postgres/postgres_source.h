@@ -14,6 +14,7 @@
 #include "connectors/postgres/pg_type.h"
 #include "connectors/postgres/pgoutput_decoder.h"
 #include "connectors/postgres/replication_messages.h"
+#include "connectors/postgres/snapshot.h"
 
 namespace tributary::postgres {
 
@@ -27,10 +28,14 @@ struct PostgresSourceOptions {
   // How often a standby status update goes out when nothing else prompts one; keep it well
   // inside the server's wal_sender_timeout (60 s by default).
   std::chrono::milliseconds heartbeat_interval{10000};
+  // Snapshot the captured tables when there is no checkpoint (docs/snapshots.md).
+  bool initial_snapshot = true;
+  size_t snapshot_chunk_rows = 8192;
 };
 
-// PostgreSQL logical replication with pgoutput (proto_version 1). The checkpoint is the
-// end LSN of the last durably delivered commit, in PostgreSQL's "X/Y" form.
+// PostgreSQL logical replication with pgoutput (proto_version 1), and snapshots read beside the
+// stream (snapshot.h). The checkpoint is the end LSN of the last durably delivered commit, in
+// PostgreSQL's "X/Y" form, followed by the snapshot's progress while one runs.
 class PostgresSource : public Source {
  public:
   explicit PostgresSource(PostgresSourceOptions options);
@@ -53,7 +58,7 @@ class PostgresSource : public Source {
   // Creates the publication, or sets its tables to `tables`; `resuming` when streaming will
   // restart from a checkpoint.
   Status EnsurePublication(const std::vector<TableName>& tables, bool resuming);
-  Result<uint64_t> PrepareSlot(const std::optional<std::string>& checkpoint);
+  Result<uint64_t> PrepareSlot(const std::optional<uint64_t>& checkpoint_lsn);
   Status StartStreaming(uint64_t start_lsn);
   Status SendStatus(bool reply_requested);
   std::chrono::milliseconds ReceiveTimeout() const;
@@ -62,6 +67,12 @@ class PostgresSource : public Source {
   Status HandleRelation();
   Status HandleRow(uint64_t lsn, Batch& batch);
   Status HandleTruncate(uint64_t lsn, Batch& batch);
+  Status EmitSnapshotChunk(uint64_t lsn, Batch& batch);
+  Result<Relation> MakeRelation(std::string schema, std::string table,
+                                const std::vector<CatalogColumn>& columns);
+  std::string PositionText(uint64_t lsn) const {
+    return FormatPosition(lsn, snapshotter_.encoded_progress());
+  }
   Result<PgType> ResolveType(uint32_t oid);
   Status AppendTuple(const Relation& relation, const std::vector<TupleColumn>& tuple,
                      const std::vector<TupleColumn>* old_full_tuple, Batch& batch);
@@ -77,6 +88,7 @@ class PostgresSource : public Source {
   std::unordered_map<uint32_t, Relation> relations_;
   std::unordered_map<uint32_t, PgType> custom_types_;
   std::unordered_set<uint32_t> warned_types_;
+  Snapshotter snapshotter_;
 
   // The transaction being decoded.
   uint64_t txn_commit_lsn_ = 0;
@@ -91,5 +103,11 @@ class PostgresSource : public Source {
   std::chrono::steady_clock::time_point last_status_{};
   std::chrono::steady_clock::time_point last_receive_{};
 };
+
+// Asks the source to re-snapshot `schema`.`table` while it streams: a logical decoding message
+// that the running agent meets in its stream (or meets when it next runs). The table must exist
+// and be captured by the source.
+Status RequestSnapshot(const PostgresSourceOptions& options, const std::string& schema,
+                       const std::string& table);
 
 }  // namespace tributary::postgres

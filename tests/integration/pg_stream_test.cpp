@@ -330,12 +330,12 @@ BOOST_AUTO_TEST_CASE(bad_config_exits_78_naming_the_problem) {
 
   std::ofstream(config, std::ios::trunc)
       << "state_dir: /tmp/x\nsources:\n  - name: s\n    type: postgres\n    dsn: \"host=h\"\n"
-         "    tables: [public.t]\n    sinks: [f]\nsinks:\n  - name: f\n    type: file\n"
-         "    path: /tmp/y\n";
+         "    tables: [public.t]\n    snapshot_chunk_rows: 0\n    sinks: [f]\nsinks:\n"
+         "  - name: f\n    type: file\n    path: /tmp/y\n";
   code = RunAgent({"run", "--config", config.string()}, dir.path() / "r.log");
   BOOST_TEST(code == 78);
   log = ReadFile(dir.path() / "r.log");
-  BOOST_TEST(log.find("sources[0].snapshot") != std::string::npos, log);
+  BOOST_TEST(log.find("sources[0].snapshot_chunk_rows") != std::string::npos, log);
 
   BOOST_TEST(RunAgent({"run"}, dir.path() / "u.log") == 64);
   BOOST_TEST(RunAgent({"version"}, dir.path() / "ver.log") == 0);

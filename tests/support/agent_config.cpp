@@ -19,8 +19,7 @@ sources:
     type: postgres
     dsn: "{dsn}"
     tables: {tables}
-    snapshot: never
-    sinks: [files]
+{snapshot}    sinks: [files]
 {extra}
 sinks:
   - name: files
@@ -31,6 +30,9 @@ sinks:
 )",
                      fmt::arg("state", (dir / "state").string()), fmt::arg("source", source),
                      fmt::arg("dsn", pg.Dsn(dbname)), fmt::arg("tables", tables_yaml),
+                     fmt::arg("snapshot", extra_source_yaml.find("snapshot:") == std::string::npos
+                                              ? "    snapshot: never\n"
+                                              : ""),
                      fmt::arg("extra", extra_source_yaml), fmt::arg("out", (dir / "out").string()));
   return path;
 }

@@ -7,8 +7,9 @@
 
 namespace tributary::testing {
 
-// Writes a config for one postgres source named `source` (snapshot: never) feeding one file
-// sink, and returns its path. `extra_source_yaml` is appended to the source's mapping.
+// Writes a config for one postgres source named `source` (snapshot: never, unless
+// `extra_source_yaml` sets it) feeding one file sink, and returns its path.
+// `extra_source_yaml` is appended to the source's mapping.
 std::filesystem::path WritePgFileConfig(const std::filesystem::path& dir, const PgServer& pg,
                                         const std::string& dbname, const std::string& source,
                                         const std::string& tables_yaml,

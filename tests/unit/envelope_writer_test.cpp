@@ -160,6 +160,7 @@ BOOST_AUTO_TEST_CASE(snapshot_reads_say_so_and_missing_lsns_are_null) {
   event.meta.commit_lsn = 0;
   event.meta.lsn = 0;
   event.meta.txid = 0;
+  event.meta.snapshot = SnapshotMark::kTrue;
   event.after =
       AddRow(batch, {batch.AddValue(ValueKind::kRaw, "2"), batch.AddValue(ValueKind::kString, "y"),
                      batch.AddValue(ValueKind::kNull, "")});
@@ -169,6 +170,15 @@ BOOST_AUTO_TEST_CASE(snapshot_reads_say_so_and_missing_lsns_are_null) {
   BOOST_TEST(r["source"]["sequence"] == "[null,null]");
   BOOST_TEST(r["source"]["lsn"].is_null());
   BOOST_TEST(r["source"]["txId"].is_null());
+
+  const std::pair<SnapshotMark, const char*> marks[] = {{SnapshotMark::kFirst, "first"},
+                                                        {SnapshotMark::kLast, "last"},
+                                                        {SnapshotMark::kIncremental, "incremental"},
+                                                        {SnapshotMark::kFalse, "false"}};
+  for (const auto& [mark, text] : marks) {
+    event.meta.snapshot = mark;
+    BOOST_TEST(json::parse(WriteLine(batch, event))["source"]["snapshot"] == text);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(strings_stay_valid_json_on_one_line) {

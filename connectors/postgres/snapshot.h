@@ -1,0 +1,170 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "agent/core/event.h"
+#include "agent/core/status.h"
+#include "connectors/postgres/pg_connection.h"
+#include "connectors/postgres/pgoutput_decoder.h"
+
+namespace tributary::postgres {
+
+// Snapshots run beside the stream, one primary-key chunk at a time, with DBLog's watermark
+// method (docs/snapshots.md): a low watermark message, the chunk's SELECT, a high watermark
+// message. Stream changes to the chunk's keys between the two watermarks are newer than or equal
+// to the chunk's rows, so those rows are dropped; the rest are emitted where the high watermark
+// sits in the stream. No locks, no exported snapshot, and a crash resumes at the next chunk.
+
+// One table waiting to be snapshotted, or being snapshotted (the front of the queue).
+struct SnapshotTable {
+  std::string schema;
+  std::string table;
+  bool incremental = false;  // requested while streaming, not part of the initial snapshot
+  // The primary key of the last row done, as column texts; absent before the first chunk.
+  std::optional<std::vector<std::string>> after_key;
+  // The largest primary key when the table's snapshot began: rows beyond it were inserted since,
+  // and the stream carries them, so a busy table's snapshot still ends.
+  std::optional<std::vector<std::string>> until_key;
+  uint64_t rows = 0;  // rows emitted so far
+};
+
+// What is left to snapshot. Travels in the checkpointed position, so it is durable exactly when
+// the rows emitted before it are.
+struct SnapshotProgress {
+  std::deque<SnapshotTable> tables;
+  uint64_t initial_rows = 0;  // rows of the initial snapshot emitted so far
+
+  bool empty() const { return tables.empty(); }
+};
+
+// "" when there is nothing left; else compact JSON.
+std::string EncodeSnapshotProgress(const SnapshotProgress& progress);
+Result<SnapshotProgress> DecodeSnapshotProgress(std::string_view text);
+
+// A source position: the LSN to resume streaming from, then, while a snapshot is in progress,
+// " snapshot=" and its progress: "0/1529468" or "0/1529468 snapshot={...}".
+struct PgPosition {
+  uint64_t lsn = 0;
+  std::string snapshot;  // encoded SnapshotProgress, or ""
+};
+std::string FormatPosition(uint64_t lsn, std::string_view snapshot);
+std::optional<PgPosition> ParsePosition(std::string_view text);
+
+// The prefix of Tributary's logical decoding messages, and the content of the one that asks a
+// running source to re-snapshot a table.
+inline constexpr std::string_view kMessagePrefix = "tributary";
+std::string SnapshotRequestMessage(std::string_view source, std::string_view schema,
+                                   std::string_view table);
+
+// A table's columns as the catalog describes them, in the order pgoutput sends them.
+struct CatalogColumn {
+  std::string name;
+  uint32_t type_oid = 0;
+  int32_t type_modifier = -1;
+  bool identity = false;  // part of the replica identity, as pgoutput flags it
+};
+
+struct CatalogTable {
+  uint32_t oid = 0;
+  std::string schema;
+  std::string table;
+  std::vector<CatalogColumn> columns;
+  std::vector<size_t> primary_key;  // indexes into columns; empty without a primary key
+  double estimated_rows = 0;        // pg_class.reltuples
+};
+
+// Reads a table's description; nullopt when the table no longer exists.
+Result<std::optional<CatalogTable>> ReadCatalogTable(PgConnection& catalog,
+                                                     const std::string& schema,
+                                                     const std::string& table);
+
+// The chunk's SELECT: the rows after `after_key` up to `until_key` in primary-key order, `limit`
+// of them, or the whole table when it has no primary key.
+std::string ChunkQuery(const PgConnection& catalog, const CatalogTable& table,
+                       const std::optional<std::vector<std::string>>& after_key,
+                       const std::optional<std::vector<std::string>>& until_key, size_t limit);
+
+// SELECT of the table's largest primary key.
+std::string LastKeyQuery(const PgConnection& catalog, const CatalogTable& table);
+
+class Snapshotter {
+ public:
+  Snapshotter(std::string source_name, size_t chunk_rows);
+
+  // Starts from `progress` (from the checkpoint, or a fresh initial snapshot); `captured` are
+  // the tables a request may name. Drops any chunk in flight.
+  void Reset(SnapshotProgress progress, std::vector<std::pair<std::string, std::string>> captured);
+
+  // Encoded progress after the last chunk emitted: what positions carry.
+  const std::string& encoded_progress() const { return encoded_; }
+  bool pending() const { return !progress_.empty(); }
+
+  // Runs the next chunk's low watermark, SELECT and high watermark when one is due.
+  Status MaybeStartChunk(PgConnection& catalog);
+
+  // A Tributary message from the stream. Returns true when it is the high watermark of the
+  // chunk in flight: the caller then emits rows() and calls FinishChunk().
+  Result<bool> OnMessage(std::string_view content);
+
+  // A streamed change of relation `relation_id`, whose columns are `columns`.
+  void OnChange(uint32_t relation_id, const std::vector<ColumnSchema>& columns,
+                const RowChange& change);
+
+  // A streamed truncate of relation `relation_id`: rows read before it must not follow it.
+  void OnTruncate(uint32_t relation_id) {
+    if (state_ != ChunkState::kNone && relation_id == chunk_table_->oid) conflict_ = true;
+  }
+
+  // The chunk at its high watermark.
+  const CatalogTable& chunk_table() const { return *chunk_table_; }
+  const PGresult* chunk_result() const { return chunk_result_.get(); }
+  // Row indexes of chunk_result() to emit, in key order.
+  std::vector<int> RowsToEmit() const;
+  bool incremental() const { return progress_.tables.front().incremental; }
+  // Whether emitted rows are the first, or include the last, of the initial snapshot.
+  bool at_initial_start() const { return progress_.initial_rows == 0; }
+  bool ends_initial_snapshot() const;
+
+  // Advances past the chunk; `emitted` rows were emitted.
+  void FinishChunk(size_t emitted);
+
+ private:
+  enum class ChunkState { kNone, kAwaitingLow, kWindowOpen };
+
+  std::string Watermark(std::string_view kind) const;
+  std::string EncodeKey(const std::vector<const char*>& texts,
+                        const std::vector<int>& lengths) const;
+  void Discard();
+
+  std::string source_name_;
+  size_t chunk_rows_;
+  SnapshotProgress progress_;
+  std::string encoded_;
+  std::vector<std::pair<std::string, std::string>> captured_;
+
+  ChunkState state_ = ChunkState::kNone;
+  // Watermarks name their chunk by this process's nonce and a serial, so the watermarks of an
+  // earlier run, met again when the stream resumes, never match.
+  uint64_t nonce_;
+  uint64_t chunk_serial_ = 0;
+  std::string chunk_id_;
+  std::optional<CatalogTable> chunk_table_;
+  PgResult chunk_result_;
+  int chunk_row_count_ = 0;  // rows of the chunk, without the look-ahead row
+  bool more_ = false;        // rows remain after this chunk
+  bool conflict_ = false;    // a change in the window could not be matched to a key
+  bool columns_checked_ = false;
+  std::unordered_map<std::string, int> row_by_key_;
+  std::vector<bool> dropped_;
+  int attempts_ = 0;  // chunks of the current table discarded in a row
+  std::chrono::steady_clock::time_point last_progress_log_{};
+};
+
+}  // namespace tributary::postgres

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Benchmark: the initial snapshot of one table against COPY of the same rows.
+#
+#   tests/bench/pg_snapshot.sh
+#
+# Starts a throwaway PostgreSQL 15 on a free loopback port, fills one table, then BENCH_REPEATS
+# times (default 3) measures
+#   (a) the baseline: psql `COPY (SELECT * FROM bench ORDER BY id) TO STDOUT` into /dev/null;
+#   (b) the agent: `tributary run` with snapshot: initial (fresh slot and state each time) into a
+#       file sink, from start until every row is in the files;
+# and reports medians: throughput as a ratio to COPY (target >= 0.8), agent CPU seconds per
+# million rows and peak RSS. Exits 0 whether the target is met or not.
+#
+# Environment:
+#   TRIBUTARY_BIN       agent binary to use (default: build it into build/bench)
+#   BENCH_ROWS          rows in the table (default 1000000)
+#   BENCH_CHUNK_ROWS    snapshot_chunk_rows (default: the agent's default)
+#   BENCH_REPEATS       runs per contender (default 3)
+set -Eeuo pipefail
+trap 'echo "pg_snapshot: FAILED at line $LINENO: $BASH_COMMAND" >&2' ERR
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+rows=${BENCH_ROWS:-1000000}
+repeats=${BENCH_REPEATS:-3}
+fail() { echo "pg_snapshot: FAILED: $*" >&2; exit 1; }
+log() { echo "== $*" >&2; }
+
+for tool in /usr/lib/postgresql/15/bin/pg_ctl /usr/bin/psql /usr/bin/time; do
+  [ -x "$tool" ] || { bash scripts/install-deps.sh; break; }
+done
+if [ -n "${TRIBUTARY_BIN:-}" ]; then
+  agent_bin=$TRIBUTARY_BIN
+else
+  log "Building the agent into build/bench"
+  cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRIBUTARY_TESTS=OFF >/dev/null
+  ninja -C build/bench tributary >/dev/null
+  agent_bin=$root/build/bench/tributary
+fi
+
+pgbin=/usr/lib/postgresql/15/bin
+work=$(mktemp -d /tmp/tributary-bench-XXXXXX)
+chmod 755 "$work"
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+agent_pid=
+cleanup() {
+  local status=$?
+  trap - ERR
+  [ -z "$agent_pid" ] || { kill "$agent_pid" 2>/dev/null; wait "$agent_pid" 2>/dev/null || true; }
+  as_pg "$pgbin/pg_ctl" -D "$work/pg" -m immediate -w stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port=
+for candidate in $(shuf -i 20000-60000 -n 50); do
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then port=$candidate; break; fi
+done
+[ -n "$port" ] || fail "no free loopback port found"
+[ "$(id -u)" -ne 0 ] || chown postgres: "$work"
+as_pg "$pgbin/initdb" -D "$work/pg" -A trust -U postgres --no-sync >/dev/null
+as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w start -o \
+  "-c port=$port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work -c wal_level=logical" \
+  >/dev/null || { cat "$work/pg.log" >&2; fail "PostgreSQL did not start"; }
+sql() { command psql -X -q -v ON_ERROR_STOP=1 -tA -h 127.0.0.1 -p "$port" -U postgres -d postgres "$@"; }
+
+log "Loading $rows rows"
+sql -c "CREATE TABLE public.bench (id int PRIMARY KEY, qty int, price numeric(12,2), note text, at timestamptz)" \
+    -c "INSERT INTO public.bench SELECT g, g % 100, g / 7.0, md5(g::text), '2024-01-01'::timestamptz + g * interval '1 s' FROM generate_series(1, $rows) g" \
+    -c "VACUUM ANALYZE public.bench"
+
+now_ns() { date +%s%N; }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+count_lines() { cat "$1"/*.jsonl "$1"/.*.jsonl.inprogress 2>/dev/null | wc -l; }
+
+declare -a bw aw ac ar
+for i in $(seq 1 "$repeats"); do
+  t0=$(now_ns)
+  sql -c "COPY (SELECT * FROM public.bench ORDER BY id) TO STDOUT" >/dev/null
+  bw+=("$(( $(now_ns) - t0 ))")
+
+  run=$work/run$i
+  mkdir -p "$run"
+  chunk_line=
+  [ -z "${BENCH_CHUNK_ROWS:-}" ] || chunk_line="    snapshot_chunk_rows: $BENCH_CHUNK_ROWS"
+  cat >"$run/config.yaml" <<YAML
+state_dir: $run/state
+sources:
+  - name: bench
+    type: postgres
+    dsn: "host=127.0.0.1 port=$port dbname=postgres user=postgres"
+    tables: [public.bench]
+    snapshot: initial
+    slot: bench_slot_$i
+    publication: bench_pub
+$chunk_line
+    sinks: [files]
+sinks:
+  - name: files
+    type: file
+    path: $run/out
+YAML
+  t0=$(now_ns)
+  /usr/bin/time -f '%e %U %S %M' -o "$run/time" "$agent_bin" run --config "$run/config.yaml" 2>"$run/agent.log" &
+  agent_pid=$!
+  while [ "$(count_lines "$run/out/bench.public.bench")" -lt "$rows" ]; do
+    kill -0 "$agent_pid" 2>/dev/null || { cat "$run/agent.log" >&2; fail "the agent exited"; }
+    sleep 0.05
+  done
+  aw+=("$(( $(now_ns) - t0 ))")
+  pkill -TERM -P "$agent_pid" || true
+  wait "$agent_pid" || true
+  agent_pid=
+  read -r _ user sys rss < <(tail -n 1 "$run/time")
+  ac+=("$(awk -v u="$user" -v s="$sys" -v n="$rows" 'BEGIN{printf "%.3f", (u+s)*1e6/n}')")
+  ar+=("$rss")
+  sql -c "SELECT pg_drop_replication_slot('bench_slot_$i')" >/dev/null
+  rm -rf "$run/out"
+done
+
+b=$(median "${bw[@]}"); a=$(median "${aw[@]}")
+echo "Initial snapshot of $rows rows vs COPY, medians of $repeats runs ($(nproc) cores)"
+awk -v b="$b" -v a="$a" -v n="$rows" 'BEGIN{printf "  COPY:  %.2f s (%.0f rows/s)\n  agent: %.2f s (%.0f rows/s)\n  ratio: %.2fx (target >= 0.8)\n", b/1e9, n/(b/1e9), a/1e9, n/(a/1e9), b/a}'
+echo "  agent CPU per million rows: $(median "${ac[@]}") s; peak RSS: $(( $(median "${ar[@]}") / 1024 )) MB"

@@ -1,0 +1,289 @@
+#define BOOST_TEST_MODULE pg_snapshot_test
+#include <fmt/format.h>
+#include <libpq-fe.h>
+#include <signal.h>
+
+#include <atomic>
+#include <boost/test/unit_test.hpp>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "tests/support/agent_config.h"
+#include "tests/support/agent_process.h"
+#include "tests/support/file_events.h"
+#include "tests/support/pg_server.h"
+
+namespace tributary::testing {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// Random inserts, updates (some moving the primary key) and deletes on `table`, from one
+// connection, until told to stop. Keys above `first_new_id` are new rows.
+int RunWrites(const PgServer& pg, const std::string& table, int existing_rows,
+              const std::atomic<bool>& stop, unsigned seed) {
+  PGconn* conn = PQconnectdb(pg.Dsn("snap").c_str());
+  BOOST_REQUIRE(PQstatus(conn) == CONNECTION_OK);
+  std::mt19937 random(seed);
+  int next_id = existing_rows + 1;
+  int committed = 0;
+  while (!stop.load()) {
+    std::string sql = "BEGIN;";
+    for (int s = 0, n = 1 + static_cast<int>(random() % 4); s < n; ++s) {
+      const int id = 1 + static_cast<int>(random() % static_cast<unsigned>(next_id));
+      switch (random() % 6) {
+        case 0:
+          sql += fmt::format("INSERT INTO {} VALUES ({}, 0, 'new');", table, next_id++);
+          break;
+        case 1:
+          sql += fmt::format("DELETE FROM {} WHERE id = {};", table, id);
+          break;
+        case 2:
+          // A moved key: the old key's row goes away, the new one appears.
+          sql += fmt::format("UPDATE {} SET id = {} WHERE id = {};", table, next_id++, id);
+          break;
+        default:
+          sql +=
+              fmt::format("UPDATE {} SET v = v + 1, note = note || 'u' WHERE id = {};", table, id);
+          break;
+      }
+    }
+    sql += "COMMIT;";
+    PGresult* result = PQexec(conn, sql.c_str());
+    BOOST_REQUIRE_MESSAGE(PQresultStatus(result) == PGRES_COMMAND_OK, PQresultErrorMessage(result));
+    PQclear(result);
+    ++committed;
+  }
+  PQfinish(conn);
+  return committed;
+}
+
+struct Fixture {
+  Fixture() : pg(PgServer::Start()) { pg->Exec("CREATE DATABASE snap"); }
+
+  void CreateTable(const std::string& table, int rows) const {
+    pg->Exec(
+        fmt::format("CREATE TABLE {0} (id int PRIMARY KEY, v int, note text);"
+                    "INSERT INTO {0} SELECT g, g % 7, 'row ' || g FROM generate_series(1, {1}) g",
+                    table, rows),
+        "snap");
+  }
+
+  std::unique_ptr<AgentProcess> StartAgent(const std::filesystem::path& config, int n) const {
+    return std::make_unique<AgentProcess>(
+        std::vector<std::string>{"run", "--config", config.string()},
+        dir.path() / fmt::format("agent{}.log", n));
+  }
+
+  // Commits a marker row into `table` and waits until the agent has written it.
+  void CatchUp(AgentProcess& agent, const std::string& table, const std::string& topic) const {
+    pg->Exec(fmt::format("INSERT INTO {} VALUES (-1, -1, 'marker')", table), "snap");
+    bool caught_up = WaitFor(
+        [&] {
+          auto events = ReadTopicEvents(TopicDir(dir.path(), topic));
+          return !events.empty() && events.back()["after"].is_object() &&
+                 events.back()["after"]["id"] == -1;
+        },
+        seconds(60));
+    BOOST_REQUIRE_MESSAGE(caught_up, agent.Log());
+  }
+
+  // The topic's events replayed must be exactly the table's rows.
+  void ExpectReplayMatches(const std::vector<json>& events, const std::string& table) const {
+    BOOST_TEST(FirstOutOfOrder(events) == -1, "reordered event in " << table);
+    auto replayed = ReplayEvents(events, "id");
+    auto rows = pg->Query(fmt::format("SELECT id, v, note FROM {} ORDER BY id", table), "snap");
+    BOOST_TEST(replayed.size() == rows.size(), table);
+    size_t mismatches = 0;
+    for (const auto& row : rows) {
+      auto it = replayed.find(row[0]);
+      if (it == replayed.end() || it->second["v"] != std::stoi(row[1]) ||
+          it->second["note"] != row[2]) {
+        if (++mismatches == 1) {
+          BOOST_TEST_MESSAGE("first mismatch in " << table << ": id " << row[0] << " v " << row[1]
+                                                  << " note " << row[2]);
+          for (const json& e : events) {
+            const json& image = e["after"].is_object() ? e["after"] : e["before"];
+            if (image.is_object() && image["id"].dump() == row[0]) {
+              BOOST_TEST_MESSAGE("  " << e["op"] << " " << e["source"]["snapshot"] << " "
+                                      << e["source"]["position"] << " " << e["before"] << " -> "
+                                      << e["after"]);
+            }
+          }
+        }
+      }
+    }
+    for (const auto& [id, image] : replayed) {
+      if (std::none_of(rows.begin(), rows.end(), [&](const auto& r) { return r[0] == id; })) {
+        BOOST_TEST_MESSAGE("extra row in " << table << ": " << image);
+      }
+    }
+    BOOST_TEST(mismatches == 0u, table);
+  }
+
+  std::unique_ptr<PgServer> pg;
+  TempDir dir;
+};
+
+size_t CountSnapshotRows(const std::vector<json>& events, const std::string& mark) {
+  return static_cast<size_t>(std::count_if(events.begin(), events.end(), [&](const json& e) {
+    return e["op"] == "r" && e["source"]["snapshot"] == mark;
+  }));
+}
+
+BOOST_FIXTURE_TEST_CASE(initial_snapshot_under_writes_replays_exactly, Fixture) {
+  const int kRows = 20000;
+  CreateTable("big", kRows);
+  // A keyless table is read whole; it sees no writes, so its one chunk holds.
+  pg->Exec(
+      "CREATE TABLE keyless (a int, b text);"
+      "INSERT INTO keyless SELECT g, 'k' || g FROM generate_series(1, 300) g",
+      "snap");
+  // A partitioned table: its partitions' changes must be matched to the parent's chunks.
+  const int kPartedRows = 3000;
+  pg->Exec(fmt::format("CREATE TABLE a_parted (id int PRIMARY KEY, v int, note text) "
+                       "PARTITION BY HASH (id);"
+                       "CREATE TABLE a_parted_0 PARTITION OF a_parted FOR VALUES WITH (MODULUS 2, "
+                       "REMAINDER 0);"
+                       "CREATE TABLE a_parted_1 PARTITION OF a_parted FOR VALUES WITH (MODULUS 2, "
+                       "REMAINDER 1);"
+                       "INSERT INTO a_parted SELECT g, g % 7, 'row ' || g "
+                       "FROM generate_series(1, {}) g",
+                       kPartedRows),
+           "snap");
+  auto config = WritePgFileConfig(dir.path(), *pg, "snap", "sn", "[\"public.*\"]",
+                                  "    snapshot: initial\n    snapshot_chunk_rows: 300\n");
+  std::atomic<bool> stop{false};
+  int committed = 0;
+  std::thread writer([&] { committed = RunWrites(*pg, "big", kRows, stop, 1); });
+  std::thread parted_writer([&] { RunWrites(*pg, "a_parted", kPartedRows, stop, 4); });
+  auto agent = StartAgent(config, 0);
+  bool done = WaitFor([&] { return agent->Log().find("Snapshot done") != std::string::npos; },
+                      seconds(120));
+  stop.store(true);
+  writer.join();
+  parted_writer.join();
+  BOOST_REQUIRE_MESSAGE(done, agent->Log());
+  BOOST_TEST_MESSAGE("transactions during the snapshot: " << committed);
+  BOOST_TEST(committed > 50);
+  CatchUp(*agent, "big", "sn.public.big");
+  CatchUp(*agent, "a_parted", "sn.public.a_parted");
+  agent->Signal(SIGTERM);
+  BOOST_TEST(agent->Wait(seconds(15)).value_or(-1) == 0);
+
+  auto parted = ReadTopicEvents(TopicDir(dir.path(), "sn.public.a_parted"));
+  ExpectReplayMatches(parted, "a_parted");
+  auto big = ReadTopicEvents(TopicDir(dir.path(), "sn.public.big"));
+  ExpectReplayMatches(big, "big");
+  // Rows changed during their chunk's window come from the stream instead; no row is a
+  // snapshot row twice.
+  const size_t snapshot_rows = CountSnapshotRows(big, "true") + CountSnapshotRows(big, "first") +
+                               CountSnapshotRows(big, "last");
+  BOOST_TEST(snapshot_rows > static_cast<size_t>(kRows) / 2);
+  std::set<json> keys;
+  for (const json& e : big) {
+    if (e["op"] == "r") BOOST_TEST(keys.insert(e["after"]["id"]).second, "doubled " << e["after"]);
+  }
+
+  auto keyless = ReadTopicEvents(TopicDir(dir.path(), "sn.public.keyless"));
+  BOOST_TEST(keyless.size() == 300u);
+  // Tables go in name order (a_parted, big, keyless): the first row of all is "first", the last
+  // "last".
+  BOOST_TEST(CountSnapshotRows(parted, "first") + CountSnapshotRows(big, "first") == 1u);
+  BOOST_TEST(CountSnapshotRows(keyless, "last") == 1u);
+  BOOST_TEST(keyless.back()["source"]["snapshot"] == "last");
+  BOOST_TEST(agent->Log().find("has no primary key") != std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(kill_9_mid_snapshot_resumes_at_the_next_chunk, Fixture) {
+  const int kRows = 40000;
+  CreateTable("big", kRows);
+  auto config = WritePgFileConfig(dir.path(), *pg, "snap", "sn", "[\"public.big\"]",
+                                  "    snapshot: initial\n    snapshot_chunk_rows: 200\n");
+  std::atomic<bool> stop{false};
+  std::thread writer([&] { RunWrites(*pg, "big", kRows, stop, 2); });
+  auto agent = StartAgent(config, 0);
+  const auto checkpoint = dir.path() / "state" / "sn" / "checkpoint.json";
+  // Kill once a good part of the snapshot is checkpointed.
+  uint64_t rows_at_kill = 0;
+  bool progressed = WaitFor(
+      [&] {
+        if (!std::filesystem::exists(checkpoint)) return false;
+        json saved = json::parse(ReadFile(checkpoint));
+        std::string position = saved["position"];
+        size_t at = position.find(" snapshot=");
+        if (at == std::string::npos) return false;
+        json progress = json::parse(position.substr(at + 10));
+        rows_at_kill = progress["tables"][0]["rows"];
+        return rows_at_kill >= 8000;
+      },
+      seconds(120));
+  BOOST_REQUIRE_MESSAGE(progressed, agent->Log());
+  agent->Signal(SIGKILL);
+  BOOST_REQUIRE(agent->Wait(seconds(10)).value_or(-1) == 128 + SIGKILL);
+
+  agent = StartAgent(config, 1);
+  bool done = WaitFor([&] { return agent->Log().find("Snapshot done") != std::string::npos; },
+                      seconds(120));
+  stop.store(true);
+  writer.join();
+  BOOST_REQUIRE_MESSAGE(done, agent->Log());
+  BOOST_TEST(agent->Log().find("Resuming the snapshot") != std::string::npos);
+  CatchUp(*agent, "big", "sn.public.big");
+  agent->Signal(SIGTERM);
+  BOOST_TEST(agent->Wait(seconds(15)).value_or(-1) == 0);
+
+  auto events = ReadTopicEvents(TopicDir(dir.path(), "sn.public.big"));
+  ExpectReplayMatches(events, "big");
+  // Only the chunks written but not yet checkpointed at the kill are read twice.
+  const size_t snapshot_rows = CountSnapshotRows(events, "true") +
+                               CountSnapshotRows(events, "first") +
+                               CountSnapshotRows(events, "last");
+  BOOST_TEST_MESSAGE("snapshot rows written: " << snapshot_rows << " of " << kRows
+                                               << "; checkpointed at the kill: " << rows_at_kill);
+  BOOST_TEST(snapshot_rows < static_cast<size_t>(kRows) + rows_at_kill / 2);
+}
+
+BOOST_FIXTURE_TEST_CASE(on_demand_snapshot_while_streaming_never_overwrites_newer_rows, Fixture) {
+  const int kRows = 10000;
+  CreateTable("big", kRows);
+  auto config = WritePgFileConfig(dir.path(), *pg, "snap", "sn", "[\"public.big\"]",
+                                  "    snapshot_chunk_rows: 250\n");
+  auto agent = StartAgent(config, 0);
+  BOOST_REQUIRE(WaitFor(
+      [&] {
+        return pg->QueryValue("SELECT count(*) FROM pg_replication_slots WHERE active") == "1";
+      },
+      seconds(30)));
+  std::atomic<bool> stop{false};
+  std::thread writer([&] { RunWrites(*pg, "big", kRows, stop, 3); });
+  std::this_thread::sleep_for(milliseconds(500));
+
+  BOOST_TEST(RunAgent({"snapshot", "--config", config.string(), "--table", "public.nope"},
+                      dir.path() / "nope.log") == 78);
+  BOOST_TEST(RunAgent({"snapshot", "--config", config.string(), "--table", "public.big"},
+                      dir.path() / "request.log") == 0);
+  bool done =
+      WaitFor([&] { return agent->Log().find("Snapshot of table done") != std::string::npos; },
+              seconds(120));
+  stop.store(true);
+  writer.join();
+  BOOST_REQUIRE_MESSAGE(done, agent->Log());
+  CatchUp(*agent, "big", "sn.public.big");
+  agent->Signal(SIGTERM);
+  BOOST_TEST(agent->Wait(seconds(15)).value_or(-1) == 0);
+
+  auto events = ReadTopicEvents(TopicDir(dir.path(), "sn.public.big"));
+  // The stream started empty, so the rows the writer never touched exist only as snapshot rows:
+  // the replay matching the table shows both that the snapshot covered them and that no stale
+  // snapshot row overwrote a newer change.
+  ExpectReplayMatches(events, "big");
+  BOOST_TEST(CountSnapshotRows(events, "incremental") > static_cast<size_t>(kRows) / 2);
+  BOOST_TEST(CountSnapshotRows(events, "true") == 0u);
+}
+
+}  // namespace
+}  // namespace tributary::testing
