@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <iterator>
 
 #include "agent/core/logging.h"
 
@@ -73,11 +74,13 @@ Status MysqlSource::Open(const std::optional<std::string>& checkpoint) {
   std::optional<SnapshotProgress> progress;
   if (checkpoint) {
     std::string stream_text;
-    if (SplitSnapshotPosition(*checkpoint, stream_text, progress))
+    if (SplitSnapshotPosition(*checkpoint, stream_text, progress)) {
       parsed = ParseCheckpoint(stream_text);
+    }
     if (!parsed) {
       return Status::CorruptData(fmt::format(
-          "mysql: source {}: the checkpoint is not \"file:pos:gtids\"; the state dir is damaged",
+          "mysql: source {}: the checkpoint is not \"file:pos:gtids[|snapshot=...]\"; the state "
+          "dir is damaged",
           options_.name));
     }
   }
