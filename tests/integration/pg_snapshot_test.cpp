@@ -22,7 +22,8 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 // Random inserts, updates (some moving the primary key) and deletes on `table`, from one
-// connection, until told to stop. Keys above `first_new_id` are new rows.
+// connection, until told to stop or after 4000 transactions, pausing 1 ms between them so
+// that a slow (sanitizer) build is not buried in changes. Keys above `existing_rows` are new.
 int RunWrites(const PgServer& pg, const std::string& table, int existing_rows,
               const std::atomic<bool>& stop, unsigned seed) {
   PGconn* conn = PQconnectdb(pg.Dsn("snap").c_str());
@@ -30,7 +31,7 @@ int RunWrites(const PgServer& pg, const std::string& table, int existing_rows,
   std::mt19937 random(seed);
   int next_id = existing_rows + 1;
   int committed = 0;
-  while (!stop.load()) {
+  while (!stop.load() && committed < 4000) {
     std::string sql = "BEGIN;";
     for (int s = 0, n = 1 + static_cast<int>(random() % 4); s < n; ++s) {
       const int id = 1 + static_cast<int>(random() % static_cast<unsigned>(next_id));
@@ -46,8 +47,8 @@ int RunWrites(const PgServer& pg, const std::string& table, int existing_rows,
           sql += fmt::format("UPDATE {} SET id = {} WHERE id = {};", table, next_id++, id);
           break;
         default:
-          sql +=
-              fmt::format("UPDATE {} SET v = v + 1, note = note || 'u' WHERE id = {};", table, id);
+          sql += fmt::format("UPDATE {} SET v = v + 1, note = 'u' || (v + 1) WHERE id = {};", table,
+                             id);
           break;
       }
     }
@@ -56,6 +57,7 @@ int RunWrites(const PgServer& pg, const std::string& table, int existing_rows,
     BOOST_REQUIRE_MESSAGE(PQresultStatus(result) == PGRES_COMMAND_OK, PQresultErrorMessage(result));
     PQclear(result);
     ++committed;
+    std::this_thread::sleep_for(milliseconds(1));
   }
   PQfinish(conn);
   return committed;
