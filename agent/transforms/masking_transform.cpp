@@ -23,8 +23,7 @@ using Detect = MaskingTransform::Detect;
 constexpr std::string_view kPolicyFormat = "tributary-masking-policy/1";
 constexpr std::string_view kKeyLabel = "tributary-masking-policy";
 constexpr size_t kMinHashKeyBytes = 16;
-constexpr size_t kMaxPlans = 1024;             // evict unused plans past this many
-constexpr uint64_t kEvictEveryBatches = 4096;  // and this often anyway
+constexpr uint64_t kPruneEveryBatches = 4096;  // forget plans of schemas nothing holds
 constexpr uint8_t kAllPatterns = (1u << kPiiPatternCount) - 1;
 
 struct ActionName {
@@ -187,15 +186,14 @@ Result<std::unique_ptr<MaskingTransform>> MaskingTransform::Create(const Masking
 
 Status MaskingTransform::Apply(Batch& batch) {
   batch.masking_policy = &fingerprint_;
-  if (++batches_ % kEvictEveryBatches == 0) Evict();
-  const TableSchema* last_table = nullptr;
-  Plan* plan = nullptr;
+  if (++batches_ % kPruneEveryBatches == 0) plans_.Prune();
   for (Event& event : batch.events) {
     if (event.table == nullptr) continue;
-    if (event.table != last_table) {
-      ASSIGN_OR_RETURN(plan, PlanFor(batch, event.table));
-      last_table = event.table;
-    }
+    ASSIGN_OR_RETURN(Plan * plan,
+                     plans_.Get("masking", batch, event.table,
+                                [this](const std::shared_ptr<const TableSchema>& table) {
+                                  return Result<Plan>(Compile(*table));
+                                }));
     if (plan->steps.empty()) continue;
     const size_t width = event.table->columns.size();
     for (const std::optional<uint32_t>& image : {event.before, event.after}) {
@@ -210,29 +208,16 @@ Status MaskingTransform::Apply(Batch& batch) {
   return Status::Ok();
 }
 
-Result<MaskingTransform::Plan*> MaskingTransform::PlanFor(const Batch& batch,
-                                                          const TableSchema* table) {
-  auto it = plans_.find(table);
-  if (it != plans_.end()) return &it->second;
-  const auto held = std::find_if(batch.tables.begin(), batch.tables.end(),
-                                 [&](const auto& t) { return t.get() == table; });
-  if (held == batch.tables.end()) {
-    return Status::Fatal("masking: an event's table is not retained by its batch");
-  }
-  if (plans_.size() >= kMaxPlans) Evict();
-  return &plans_.emplace(table, Compile(*held)).first->second;
-}
-
-MaskingTransform::Plan MaskingTransform::Compile(const std::shared_ptr<const TableSchema>& table) {
+MaskingTransform::Plan MaskingTransform::Compile(const TableSchema& table) {
   Plan plan;
-  plan.table = table;
-  plan.qualified = (table->schema.empty() ? table->database : table->schema) + "." + table->table;
-  plan.warned.assign(table->columns.size(), 0);
+  plan.table = &table;
+  plan.qualified = (table.schema.empty() ? table.database : table.schema) + "." + table.table;
+  plan.warned.assign(table.columns.size(), 0);
   size_t masked = 0;
   size_t scanned = 0;
   std::string name;
-  for (size_t i = 0; i < table->columns.size(); ++i) {
-    const ColumnSchema& column = table->columns[i];
+  for (size_t i = 0; i < table.columns.size(); ++i) {
+    const ColumnSchema& column = table.columns[i];
     name = plan.qualified + "." + column.name;
     const auto rule = std::find_if(rules_.begin(), rules_.end(), [&](const Rule& r) {
       return fnmatch(r.columns.c_str(), name.c_str(), FNM_CASEFOLD) == 0;
@@ -259,18 +244,8 @@ MaskingTransform::Plan MaskingTransform::Compile(const std::shared_ptr<const Tab
   spdlog::debug(
       "masking: Compiled plan table={} schema_version={} masked_columns={} "
       "scanned_columns={}",
-      plan.qualified, table->version, masked, scanned);
+      plan.qualified, table.version, masked, scanned);
   return plan;
-}
-
-void MaskingTransform::Evict() {
-  for (auto it = plans_.begin(); it != plans_.end();) {
-    if (it->second.table.use_count() == 1) {
-      it = plans_.erase(it);
-    } else {
-      ++it;
-    }
-  }
 }
 
 Status MaskingTransform::MaskRow(Batch& batch, Plan& plan, uint32_t first) {

@@ -4,13 +4,13 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "agent/config.h"
 #include "agent/core/event.h"
 #include "agent/core/status.h"
+#include "agent/core/table_cache.h"
 #include "agent/core/transform.h"
 #include "agent/transforms/pii_detector.h"
 
@@ -58,17 +58,15 @@ class MaskingTransform : public Transform {
     uint32_t n = 0;
   };
   struct Plan {
-    std::shared_ptr<const TableSchema> table;  // keeps the cache key's address from reuse
-    std::string qualified;                     // "public.users", for log lines
+    const TableSchema* table;  // kept alive by the cache entry
+    std::string qualified;     // "public.users", for log lines
     std::vector<Step> steps;
     std::vector<uint8_t> warned;  // per column: bit per PiiPattern already logged
   };
 
   MaskingTransform() = default;
 
-  Result<Plan*> PlanFor(const Batch& batch, const TableSchema* table);
-  Plan Compile(const std::shared_ptr<const TableSchema>& table);
-  void Evict();
+  Plan Compile(const TableSchema& table);
   Status MaskRow(Batch& batch, Plan& plan, uint32_t first);
   Status MaskValue(Batch& batch, const Step& step, Value& value);
   Status DetectValue(Batch& batch, Plan& plan, const Step& step, Value& value);
@@ -79,7 +77,7 @@ class MaskingTransform : public Transform {
   std::unique_ptr<PiiDetector> detector_;
   std::string fingerprint_;
 
-  std::unordered_map<const TableSchema*, Plan> plans_;
+  TableCache<Plan> plans_;
   uint64_t batches_ = 0;
   std::vector<PiiMatch> matches_;           // reused per scanned value
   std::unordered_set<std::string> warned_;  // "table.column/pattern", across schema versions

@@ -9,49 +9,18 @@
 #include <utility>
 
 #include "agent/core/durable_file.h"
+#include "agent/core/topic_name.h"
 
 namespace tributary {
 namespace {
 
 // The topic name for `table`, or kInvalidConfig for a bad template. The name becomes one
-// directory: characters outside [A-Za-z0-9._-] turn into '_', as Debezium does for Kafka
-// topics, and a leading '.' too, since dot files are in-progress segments and . and ..
+// directory: a leading '.' is prefixed with '_' as well, since dot files are in-progress
+// segments and . and .. are not names.
 Result<std::string> FormatTopic(const std::string& sink, std::string_view topic_template,
                                 const TableSchema& table) {
-  std::string topic;
-  size_t i = 0;
-  while (i < topic_template.size()) {
-    if (topic_template[i] != '{') {
-      topic += topic_template[i++];
-      continue;
-    }
-    size_t close = topic_template.find('}', i);
-    if (close == std::string_view::npos) {
-      return Status::InvalidConfig(fmt::format(
-          "file-sink {}: topic template \"{}\" has an unclosed '{{'", sink, topic_template));
-    }
-    std::string_view field = topic_template.substr(i + 1, close - i - 1);
-    if (field == "source") {
-      topic += table.source;
-    } else if (field == "schema") {
-      topic += table.schema.empty() ? table.database : table.schema;
-    } else if (field == "database") {
-      topic += table.database;
-    } else if (field == "table") {
-      topic += table.table;
-    } else {
-      return Status::InvalidConfig(fmt::format(
-          "file-sink {}: topic template \"{}\" has an unknown field {{{}}}; known: {{source}}, "
-          "{{schema}}, {{database}}, {{table}}",
-          sink, topic_template, field));
-    }
-    i = close + 1;
-  }
-  for (char& c : topic) {
-    bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                   c == '.' || c == '_' || c == '-';
-    if (!allowed) c = '_';
-  }
+  ASSIGN_OR_RETURN(std::string topic,
+                   ExpandTopicTemplate("file-sink " + sink, topic_template, table));
   if (topic.empty() || topic.front() == '.') topic.insert(topic.begin(), '_');
   return topic;
 }
@@ -80,29 +49,23 @@ Status FileSink::Open(AckCallback on_durable) {
 }
 
 Result<TopicWriter*> FileSink::TopicFor(const Batch& batch, const TableSchema* table) {
-  if (table == last_table_) return last_topic_;
-  auto cached = topic_by_table_.find(table);
-  if (cached == topic_by_table_.end()) {
-    auto retained = std::find_if(batch.tables.begin(), batch.tables.end(),
-                                 [table](const auto& schema) { return schema.get() == table; });
-    if (table == nullptr || retained == batch.tables.end()) {
-      return Status::Fatal(
-          fmt::format("file-sink {}: batch {} has an event whose table is not in Batch::tables",
-                      options_.name, batch.sequence));
-    }
-    ASSIGN_OR_RETURN(std::string name, FormatTopic(options_.name, options_.topic_template, *table));
-    auto topic = topics_.find(name);
-    if (topic == topics_.end()) {
-      auto writer =
-          std::make_unique<TopicWriter>(name, options_.path / name, options_.rotate_bytes);
-      RETURN_IF_ERROR(writer->Recover());
-      topic = topics_.emplace(name, std::move(writer)).first;
-    }
-    cached = topic_by_table_.emplace(table, CachedTopic{*retained, topic->second.get()}).first;
-  }
-  last_table_ = table;
-  last_topic_ = cached->second.topic;
-  return last_topic_;
+  ASSIGN_OR_RETURN(
+      TopicWriter * *writer,
+      topic_by_table_.Get(
+          "file-sink " + options_.name, batch, table,
+          [&](const std::shared_ptr<const TableSchema>& schema) -> Result<TopicWriter*> {
+            ASSIGN_OR_RETURN(std::string name,
+                             FormatTopic(options_.name, options_.topic_template, *schema));
+            auto topic = topics_.find(name);
+            if (topic == topics_.end()) {
+              auto created =
+                  std::make_unique<TopicWriter>(name, options_.path / name, options_.rotate_bytes);
+              RETURN_IF_ERROR(created->Recover());
+              topic = topics_.emplace(name, std::move(created)).first;
+            }
+            return topic->second.get();
+          }));
+  return *writer;
 }
 
 Status FileSink::Submit(const Batch& batch) {
@@ -144,18 +107,12 @@ Status FileSink::Flush() {
   std::deque<PendingBatch> durable = std::exchange(pending_, {});
   pending_bytes_ = 0;
   for (const PendingBatch& batch : durable) on_durable_(batch.sequence);
-  // A source replaces a table's schema on every Relation message (reconnects, DDL); forget
-  // the versions no batch holds any more, so the cache does not grow for ever.
-  std::erase_if(topic_by_table_,
-                [](const auto& entry) { return entry.second.schema.use_count() == 1; });
-  last_table_ = nullptr;
+  topic_by_table_.Prune();
   return Status::Ok();
 }
 
 void FileSink::Close() {
-  topic_by_table_.clear();
-  last_table_ = nullptr;
-  last_topic_ = nullptr;
+  topic_by_table_.Clear();
   topics_.clear();
   pending_.clear();
   pending_bytes_ = 0;

@@ -7,12 +7,12 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <unordered_map>
 
 #include "agent/core/envelope_writer.h"
 #include "agent/core/event.h"
 #include "agent/core/sink.h"
 #include "agent/core/status.h"
+#include "agent/core/table_cache.h"
 #include "sinks/file/topic_writer.h"
 
 namespace tributary {
@@ -48,11 +48,6 @@ class FileSink : public Sink {
     uint64_t sequence;
     size_t bytes;
   };
-  struct CachedTopic {
-    std::shared_ptr<const TableSchema> schema;  // keeps the key's address from being reused
-    TopicWriter* topic;
-  };
-
   Result<TopicWriter*> TopicFor(const Batch& batch, const TableSchema* table);
   // Remembers the failure: after an I/O error nothing more may be acked.
   Status Fail(Status status);
@@ -62,9 +57,7 @@ class FileSink : public Sink {
   EnvelopeWriter envelope_writer_;
   // Topic directories are recovered on first use: other sinks may own the rest of `path`.
   std::map<std::string, std::unique_ptr<TopicWriter>> topics_;
-  std::unordered_map<const TableSchema*, CachedTopic> topic_by_table_;
-  const TableSchema* last_table_ = nullptr;
-  TopicWriter* last_topic_ = nullptr;
+  TableCache<TopicWriter*> topic_by_table_;
   std::deque<PendingBatch> pending_;
   size_t pending_bytes_ = 0;
   std::chrono::steady_clock::time_point last_flush_;

@@ -9,6 +9,8 @@
 #include <chrono>
 #include <string_view>
 
+#include "agent/core/topic_name.h"
+
 namespace tributary {
 namespace {
 
@@ -62,43 +64,12 @@ bool IsRejectedForGood(rd_kafka_resp_err_t error) {
   }
 }
 
-// The topic name for `table`, or kInvalidConfig for a bad template. Characters outside Kafka's
-// [A-Za-z0-9._-] turn into '_', as Debezium does.
+// The topic name for `table`, or kInvalidConfig for a bad template, or kFatal for a name Kafka
+// cannot take.
 Result<std::string> FormatTopic(const std::string& sink, std::string_view topic_template,
                                 const TableSchema& table) {
-  std::string topic;
-  size_t i = 0;
-  while (i < topic_template.size()) {
-    if (topic_template[i] != '{') {
-      topic += topic_template[i++];
-      continue;
-    }
-    const size_t close = topic_template.find('}', i);
-    if (close == std::string_view::npos) {
-      return Status::InvalidConfig(fmt::format(
-          "kafka-sink {}: topic template \"{}\" has an unclosed '{{'", sink, topic_template));
-    }
-    const std::string_view field = topic_template.substr(i + 1, close - i - 1);
-    if (field == "source") {
-      topic += table.source;
-    } else if (field == "schema") {
-      topic += table.schema.empty() ? table.database : table.schema;
-    } else if (field == "database") {
-      topic += table.database;
-    } else if (field == "table") {
-      topic += table.table;
-    } else {
-      return Status::InvalidConfig(
-          fmt::format("kafka-sink {}: topic template \"{}\" has an unknown field {{{}}}", sink,
-                      topic_template, field));
-    }
-    i = close + 1;
-  }
-  for (char& c : topic) {
-    const bool allowed = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                         (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-    if (!allowed) c = '_';
-  }
+  ASSIGN_OR_RETURN(std::string topic,
+                   ExpandTopicTemplate("kafka-sink " + sink, topic_template, table));
   if (topic.empty() || topic == "." || topic == "..") topic.insert(topic.begin(), '_');
   if (topic.size() > kMaxTopicLength) {
     return Status::Fatal(
@@ -188,33 +159,28 @@ Status KafkaSink::Open(AckCallback on_durable) {
   return Status::Ok();
 }
 
-Result<rd_kafka_topic_t*> KafkaSink::TopicFor(const Batch& batch, const TableSchema* table) {
-  if (table == last_table_ && last_topic_ != nullptr) return last_topic_;
-  auto cached = topic_by_table_.find(table);
-  if (cached == topic_by_table_.end()) {
-    auto retained = std::find_if(batch.tables.begin(), batch.tables.end(),
-                                 [table](const auto& schema) { return schema.get() == table; });
-    if (table == nullptr || retained == batch.tables.end()) {
-      return Status::Fatal(
-          fmt::format("kafka-sink {}: batch {} has an event whose table is not in Batch::tables",
-                      options_.name, batch.sequence));
-    }
-    ASSIGN_OR_RETURN(std::string name, FormatTopic(options_.name, options_.topic_template, *table));
-    auto topic = topics_.find(name);
-    if (topic == topics_.end()) {
-      rd_kafka_topic_t* handle = rd_kafka_topic_new(producer_, name.c_str(), nullptr);
-      if (handle == nullptr) {
-        return Status::Fatal(fmt::format("kafka-sink {}: cannot create topic handle {}: {}",
-                                         options_.name, name,
-                                         rd_kafka_err2str(rd_kafka_last_error())));
-      }
-      topic = topics_.emplace(name, handle).first;
-    }
-    cached = topic_by_table_.emplace(table, CachedTopic{*retained, topic->second}).first;
-  }
-  last_table_ = table;
-  last_topic_ = cached->second.topic;
-  return last_topic_;
+Result<const KafkaSink::TableTopic*> KafkaSink::TopicFor(const Batch& batch,
+                                                         const TableSchema* table) {
+  ASSIGN_OR_RETURN(
+      TableTopic * topic,
+      topic_by_table_.Get(
+          "kafka-sink " + options_.name, batch, table,
+          [&](const std::shared_ptr<const TableSchema>& schema) -> Result<TableTopic> {
+            ASSIGN_OR_RETURN(std::string name,
+                             FormatTopic(options_.name, options_.topic_template, *schema));
+            auto handle = topics_.find(name);
+            if (handle == topics_.end()) {
+              rd_kafka_topic_t* created = rd_kafka_topic_new(producer_, name.c_str(), nullptr);
+              if (created == nullptr) {
+                return Status::Fatal(fmt::format("kafka-sink {}: cannot create topic handle {}: {}",
+                                                 options_.name, name,
+                                                 rd_kafka_err2str(rd_kafka_last_error())));
+              }
+              handle = topics_.emplace(name, created).first;
+            }
+            return TableTopic{handle->second, std::to_string(schema->version)};
+          }));
+  return topic;
 }
 
 Status KafkaSink::Submit(const Batch& batch) {
@@ -224,7 +190,7 @@ Status KafkaSink::Submit(const Batch& batch) {
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
   for (const Event& event : batch.events) {
-    Result<rd_kafka_topic_t*> topic = TopicFor(batch, event.table);
+    Result<const TableTopic*> topic = TopicFor(batch, event.table);
     if (!topic.ok()) return Fail(topic.status());
     key_.clear();
     envelope_writer_.WriteKey(batch, event, key_);
@@ -233,17 +199,17 @@ Status KafkaSink::Submit(const Batch& batch) {
     value_.clear();
     envelope_writer_.Write(batch, event, now_us, value_);
     const std::string_view position = batch.Text(event.position);
-    version_text_ = std::to_string(event.table->version);
     const char op = static_cast<char>(event.op);
     const bool tombstone = event.op == Op::kDelete && options_.tombstones && !key.empty();
     for (int record = 0; record < (tombstone ? 2 : 1); ++record) {
       rd_kafka_headers_t* headers = rd_kafka_headers_new(3);
       AddHeader(headers, "op", std::string_view(&op, 1));
-      AddHeader(headers, "source.schema_version", version_text_);
+      AddHeader(headers, "source.schema_version", (*topic)->version_text);
       AddHeader(headers, "source.position", position);
       // The second record of a delete is its tombstone: same key, null value.
-      Status status = Produce(*topic, key, record == 0 ? &value_ : nullptr, headers, batch.sequence,
-                              /*dead_letter=*/false);
+      Status status =
+          Produce((*topic)->handle, key, record == 0 ? &value_ : nullptr, headers, batch.sequence,
+                  /*dead_letter=*/false);
       if (!status.ok()) return Fail(std::move(status));
     }
   }
@@ -415,17 +381,12 @@ Status KafkaSink::Flush() {
   }
   // A source replaces a table's schema on every Relation message (reconnects, DDL); forget the
   // versions no batch holds any more, so the cache does not grow for ever.
-  std::erase_if(topic_by_table_,
-                [](const auto& entry) { return entry.second.schema.use_count() == 1; });
-  last_table_ = nullptr;
-  last_topic_ = nullptr;
+  topic_by_table_.Prune();
   return failure_;
 }
 
 void KafkaSink::Close() {
-  topic_by_table_.clear();
-  last_table_ = nullptr;
-  last_topic_ = nullptr;
+  topic_by_table_.Clear();
   FreeDeadLetters();
   if (producer_ != nullptr) {
     // What is still queued was never acked: the checkpoint is behind it, so it will be replayed.

@@ -8,7 +8,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -16,6 +15,7 @@
 #include "agent/core/event.h"
 #include "agent/core/sink.h"
 #include "agent/core/status.h"
+#include "agent/core/table_cache.h"
 
 namespace tributary {
 
@@ -68,9 +68,10 @@ class KafkaSink : public Sink {
     size_t remaining;  // records without a successful delivery report
     bool sealed;       // Submit has produced all of the batch's records
   };
-  struct CachedTopic {
-    std::shared_ptr<const TableSchema> schema;  // keeps the key's address from being reused
-    rd_kafka_topic_t* topic;
+  // What every record of one table version shares.
+  struct TableTopic {
+    rd_kafka_topic_t* handle;  // owned by topics_
+    std::string version_text;  // the source.schema_version header
   };
   // A record rejected for good, waiting to be written to the dead-letter topic.
   struct DeadLetter {
@@ -86,7 +87,7 @@ class KafkaSink : public Sink {
   static void OnError(rd_kafka_t* rk, int error, const char* reason, void* opaque);
   void HandleDelivery(const rd_kafka_message_t& message);
 
-  Result<rd_kafka_topic_t*> TopicFor(const Batch& batch, const TableSchema* table);
+  Result<const TableTopic*> TopicFor(const Batch& batch, const TableSchema* table);
   // Produces one record, polling while librdkafka's queue is full (never dropping). A record
   // librdkafka rejects for good before sending is queued as a dead letter.
   Status Produce(rd_kafka_topic_t* topic, std::string_view key, const std::string* value,
@@ -106,9 +107,7 @@ class KafkaSink : public Sink {
   rd_kafka_t* producer_ = nullptr;
   rd_kafka_topic_t* dlq_topic_ = nullptr;
   std::map<std::string, rd_kafka_topic_t*> topics_;
-  std::unordered_map<const TableSchema*, CachedTopic> topic_by_table_;
-  const TableSchema* last_table_ = nullptr;
-  rd_kafka_topic_t* last_topic_ = nullptr;
+  TableCache<TableTopic> topic_by_table_;
   std::deque<InFlightBatch> batches_;
   std::vector<DeadLetter> dead_letter_queue_;
   size_t pending_bytes_ = 0;
@@ -116,7 +115,6 @@ class KafkaSink : public Sink {
   bool fatal_error_ = false;  // set by librdkafka's error callback
   std::string key_;
   std::string value_;
-  std::string version_text_;
   Status failure_;
 };
 

@@ -8,6 +8,8 @@
 
 #include "agent/core/logging.h"
 #include "agent/core/status.h"
+#include "agent/core/table_cache.h"
+#include "agent/core/topic_name.h"
 #include "connectors/postgres/lsn.h"
 #include "tests/support/agent_process.h"
 #include "tests/support/temp_dir.h"
@@ -76,6 +78,59 @@ BOOST_AUTO_TEST_CASE(json_log_lines_stay_one_json_object) {
   BOOST_TEST(entries[0]["level"] == "info");
   BOOST_TEST(entries[0]["msg"] == "test: Quote \" backslash \\ newline \n tab \t error=\"x\"");
   BOOST_TEST(entries[0]["ts"].get<std::string>().ends_with("Z"));
+}
+
+BOOST_AUTO_TEST_CASE(table_cache_builds_once_per_schema_and_forgets_unheld_ones) {
+  TableCache<int> cache;
+  int builds = 0;
+  auto make = [&](const std::shared_ptr<const TableSchema>& schema) -> Result<int> {
+    ++builds;
+    return static_cast<int>(schema->version);
+  };
+  Batch batch;
+  auto v1 = std::make_shared<TableSchema>();
+  v1->version = 1;
+  auto v2 = std::make_shared<TableSchema>();
+  v2->version = 2;
+  const TableSchema* t1 = batch.Retain(v1);
+  const TableSchema* t2 = batch.Retain(v2);
+  for (int i = 0; i < 3; ++i) {
+    BOOST_TEST(**cache.Get("test", batch, t1, make) == 1);
+    BOOST_TEST(**cache.Get("test", batch, t2, make) == 2);
+  }
+  BOOST_TEST(builds == 2);
+
+  // A schema the batch does not retain is a bug in the source, reported, never cached.
+  auto stray = std::make_shared<TableSchema>();
+  Result<int*> missing = cache.Get("test", batch, stray.get(), make);
+  BOOST_TEST(!missing.ok());
+  BOOST_TEST(missing.status().message().find("test: batch") == 0u);
+
+  // Once nothing but the cache holds v1, Prune forgets it; v2 is still held and stays.
+  batch.Clear();
+  v1.reset();
+  const TableSchema* v2_address = v2.get();
+  cache.Prune();
+  batch.Retain(v2);
+  BOOST_TEST(**cache.Get("test", batch, v2_address, make) == 2);
+  BOOST_TEST(builds == 2);
+}
+
+BOOST_AUTO_TEST_CASE(topic_templates_expand_and_report_mistakes) {
+  TableSchema table;
+  table.source = "shop";
+  table.database = "crm";
+  table.table = "order items";
+  Result<std::string> mysql_style =
+      ExpandTopicTemplate("sink s", "{source}.{schema}.{table}", table);
+  BOOST_REQUIRE(mysql_style.ok());
+  BOOST_TEST(*mysql_style == "shop.crm.order_items");
+  table.schema = "public";
+  BOOST_TEST(*ExpandTopicTemplate("sink s", "{database}-{schema}", table) == "crm-public");
+  Result<std::string> unknown = ExpandTopicTemplate("sink s", "{nope}", table);
+  BOOST_TEST(unknown.status().code() == StatusCode::kInvalidConfig);
+  BOOST_TEST(unknown.status().message().find("sink s: topic template") == 0u);
+  BOOST_TEST(!ExpandTopicTemplate("sink s", "{table", table).ok());
 }
 
 }  // namespace
