@@ -4,25 +4,10 @@
 
 #include <algorithm>
 
+#include "agent/core/clock.h"
 #include "agent/systemd_notify.h"
 
 namespace tributary {
-
-namespace {
-
-int64_t SteadyNanos() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-int64_t UnixMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 std::string_view PipelineStateName(PipelineState state) {
   switch (state) {
@@ -111,7 +96,7 @@ void PipelineMetrics::CountBatch(const Batch& batch) {
 
 void PipelineMetrics::OnCheckpoint(const std::string& position) {
   checkpoints_->Increment();
-  last_checkpoint_ns_.store(SteadyNanos());
+  last_checkpoint_ns_.store(SteadyNanosNow());
   // Positions sort in change order (DESIGN.md §5), so every entry up to `position` is delivered.
   int64_t delivered_ts_us = 0;
   while (!commit_times_.empty() && commit_times_.front().first <= position) {
@@ -122,7 +107,7 @@ void PipelineMetrics::OnCheckpoint(const std::string& position) {
   checkpoint_ = position;
   if (delivered_ts_us > 0) {
     const double lag =
-        static_cast<double>(std::max<int64_t>(UnixMicros() - delivered_ts_us, 0)) / 1e6;
+        static_cast<double>(std::max<int64_t>(UnixMicrosNow() - delivered_ts_us, 0)) / 1e6;
     lag_->Set(lag);
     lag_seconds_ = lag;
   }
@@ -167,7 +152,8 @@ SourceSnapshot PipelineMetrics::Snapshot() const {
   snapshot.events = events_.load(std::memory_order_relaxed);
   snapshot.restarts = restart_count_.load();
   const int64_t last = last_checkpoint_ns_.load();
-  if (last != 0) snapshot.checkpoint_age_seconds = static_cast<double>(SteadyNanos() - last) / 1e9;
+  if (last != 0)
+    snapshot.checkpoint_age_seconds = static_cast<double>(SteadyNanosNow() - last) / 1e9;
   for (size_t i = 0; i < sinks_.size(); ++i) {
     if (!sink_healthy_[i].load()) snapshot.unhealthy_sinks.push_back(sinks_[i]);
   }
@@ -186,7 +172,7 @@ void PipelineMetrics::RefreshDerived() {
       last != 0 ? last
                 : std::chrono::duration_cast<std::chrono::nanoseconds>(started_.time_since_epoch())
                       .count();
-  checkpoint_age_->Set(static_cast<double>(SteadyNanos() - since) / 1e9);
+  checkpoint_age_->Set(static_cast<double>(SteadyNanosNow() - since) / 1e9);
 }
 
 Metrics::Metrics()

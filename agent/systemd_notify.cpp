@@ -4,19 +4,10 @@
 
 #include <cstring>
 
+#include "agent/core/clock.h"
 #include "agent/core/logging.h"
 
 namespace tributary {
-
-namespace {
-
-int64_t SteadyNanos() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 void NotifySystemd(const std::string& state) {
   const int result = sd_notify(0, state.c_str());
@@ -29,7 +20,7 @@ Watchdog::Watchdog(size_t slots)
       retired_(std::make_unique<std::atomic<bool>[]>(slots)) {
   uint64_t usec = 0;
   if (sd_watchdog_enabled(0, &usec) > 0) interval_ns_ = static_cast<int64_t>(usec) * 1000;
-  const int64_t now = SteadyNanos();
+  const int64_t now = SteadyNanosNow();
   last_ping_ns_.store(now);
   for (size_t i = 0; i < slots_; ++i) {
     beats_[i].store(0);
@@ -39,7 +30,7 @@ Watchdog::Watchdog(size_t slots)
 
 void Watchdog::Beat(size_t slot) {
   if (interval_ns_ == 0) return;
-  const int64_t now = SteadyNanos();
+  const int64_t now = SteadyNanosNow();
   beats_[slot].store(now, std::memory_order_relaxed);
   // Half the interval, as sd_watchdog_enabled(3) advises.
   if (now - last_ping_ns_.load(std::memory_order_relaxed) < interval_ns_ / 2) return;

@@ -6,6 +6,8 @@
 #include <charconv>
 #include <string_view>
 
+#include "agent/core/text_append.h"
+
 namespace tributary {
 namespace {
 
@@ -69,12 +71,6 @@ void AppendEscape(unsigned char c, std::string& out) {
       out.append(escaped, sizeof(escaped));
     }
   }
-}
-
-template <typename Integer>
-void AppendNumber(Integer value, std::string& out) {
-  char digits[24];
-  out.append(digits, std::to_chars(digits, digits + sizeof(digits), value).ptr);
 }
 
 // Floor division: a time before the epoch rounds down like any other.

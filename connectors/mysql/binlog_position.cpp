@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "agent/core/text_append.h"
+
 namespace tributary::mysql {
 
 namespace {
@@ -10,13 +12,6 @@ template <typename Integer>
 bool ParseNumber(std::string_view text, Integer& value) {
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   return ec == std::errc() && end == text.data() + text.size() && !text.empty();
-}
-
-void AppendPadded(uint64_t value, size_t width, std::string& out) {
-  char digits[24];
-  char* end = std::to_chars(digits, digits + sizeof(digits), value).ptr;
-  for (auto n = static_cast<size_t>(end - digits); n < width; ++n) out.push_back('0');
-  out.append(digits, end);
 }
 
 }  // namespace

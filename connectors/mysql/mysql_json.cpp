@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "agent/core/envelope_writer.h"
+#include "agent/core/text_append.h"
 #include "connectors/mysql/byte_reader.h"
 
 namespace tributary::mysql {
@@ -38,35 +39,6 @@ constexpr uint8_t kOpaqueTimestamp = 7;
 constexpr int kMaxDepth = 100;
 
 Status Malformed() { return Status::CorruptData("mysql: malformed binary JSON value"); }
-
-template <typename Integer>
-void AppendNumber(Integer value, std::string& out) {
-  char digits[24];
-  out.append(digits, std::to_chars(digits, digits + sizeof(digits), value).ptr);
-}
-
-void AppendPadded(uint64_t value, int width, std::string& out) {
-  char digits[24];
-  char* end = std::to_chars(digits, digits + sizeof(digits), value).ptr;
-  for (auto n = static_cast<int>(end - digits); n < width; ++n) out.push_back('0');
-  out.append(digits, end);
-}
-
-void AppendBase64(std::string_view bytes, std::string& out) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  for (size_t i = 0; i < bytes.size(); i += 3) {
-    uint32_t n = 0;
-    const size_t chunk = std::min<size_t>(3, bytes.size() - i);
-    for (size_t k = 0; k < 3; ++k) {
-      n = (n << 8) | (k < chunk ? static_cast<unsigned char>(bytes[i + k]) : 0U);
-    }
-    out.push_back(kAlphabet[(n >> 18) & 63]);
-    out.push_back(kAlphabet[(n >> 12) & 63]);
-    out.push_back(chunk > 1 ? kAlphabet[(n >> 6) & 63] : '=');
-    out.push_back(chunk > 2 ? kAlphabet[n & 63] : '=');
-  }
-}
 
 // A variable-length string length: seven bits a byte, low bits first, at most five bytes.
 bool ReadVarLength(ByteReader& reader, uint64_t& length) {

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <iterator>
 
+#include "agent/core/clock.h"
 #include "agent/core/logging.h"
 
 namespace tributary::mysql {
@@ -131,9 +132,7 @@ Status MysqlSource::BeginSnapshot(std::optional<BinlogCheckpoint> start,
     start = BinlogCheckpoint{file, std::stoull(pos), Text(gtids.at(0).at(0))};
   }
   snapshot_start_ = std::move(*start);
-  snapshot_ts_us_ = std::chrono::duration_cast<std::chrono::microseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
+  snapshot_ts_us_ = UnixMicrosNow();
   ASSIGN_OR_RETURN(
       MysqlRows tables,
       snapshot_->Query("SELECT table_schema, table_name FROM information_schema.tables "

@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "agent/core/civil_date.h"
+#include "agent/core/text_append.h"
 #include "connectors/mysql/byte_reader.h"
 #include "connectors/mysql/mysql_json.h"
 
@@ -36,39 +38,6 @@ uint64_t BigEndian(std::string_view bytes) {
 int64_t SignExtend(uint64_t value, size_t bytes) {
   const unsigned shift = 64 - static_cast<unsigned>(bytes) * 8;
   return static_cast<int64_t>(value << shift) >> shift;
-}
-
-template <typename Integer>
-void AppendNumber(Integer value, std::string& out) {
-  char digits[24];
-  out.append(digits, std::to_chars(digits, digits + sizeof(digits), value).ptr);
-}
-
-void AppendPadded(uint64_t value, int width, std::string& out) {
-  char digits[24];
-  char* end = std::to_chars(digits, digits + sizeof(digits), value).ptr;
-  for (auto n = static_cast<int>(end - digits); n < width; ++n) out.push_back('0');
-  out.append(digits, end);
-}
-
-void AppendBase64(std::string_view bytes, std::string& out) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const auto n = static_cast<uint32_t>(BigEndian(bytes.substr(i, 3)));
-    out.push_back(kAlphabet[(n >> 18) & 63]);
-    out.push_back(kAlphabet[(n >> 12) & 63]);
-    out.push_back(kAlphabet[(n >> 6) & 63]);
-    out.push_back(kAlphabet[n & 63]);
-  }
-  const size_t rest = bytes.size() - i;
-  if (rest == 0) return;
-  const auto n = static_cast<uint32_t>(BigEndian(bytes.substr(i)) << (rest == 1 ? 16 : 8));
-  out.push_back(kAlphabet[(n >> 18) & 63]);
-  out.push_back(kAlphabet[(n >> 12) & 63]);
-  out.push_back(rest == 2 ? kAlphabet[(n >> 6) & 63] : '=');
-  out.push_back('=');
 }
 
 void AppendCodePoint(uint32_t cp, std::string& out) {
@@ -177,27 +146,6 @@ bool AppendText(std::string_view bytes, Charset charset, std::string& out) {
     default:
       return false;
   }
-}
-
-struct Civil {
-  int64_t year = 0;
-  unsigned month = 0;
-  unsigned day = 0;
-};
-
-// Howard Hinnant's days-to-civil, for TIMESTAMP seconds since the epoch.
-Civil CivilFromDays(int64_t days) {
-  days += 719468;
-  const int64_t era = (days >= 0 ? days : days - 146096) / 146097;
-  const auto doe = static_cast<unsigned>(days - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  Civil c;
-  c.day = doy - (153 * mp + 2) / 5 + 1;
-  c.month = mp < 10 ? mp + 3 : mp - 9;
-  c.year = static_cast<int64_t>(yoe) + era * 400 + (c.month <= 2 ? 1 : 0);
-  return c;
 }
 
 void AppendDate(uint64_t year, uint64_t month, uint64_t day, std::string& out) {
@@ -462,7 +410,7 @@ class RowDecoder {
       out_.append("0000-00-00T00:00:00.000000Z");
       return;
     }
-    const Civil c = CivilFromDays(static_cast<int64_t>(seconds / 86400));
+    const CivilDate c = CivilFromDays(static_cast<int64_t>(seconds / 86400));
     const uint64_t in_day = seconds % 86400;
     AppendDate(static_cast<uint64_t>(c.year), c.month, c.day, out_);
     out_.push_back('T');

@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "agent/core/clock.h"
 #include "agent/core/logging.h"
 #include "connectors/postgres/lsn.h"
 #include "connectors/postgres/value_normalizer.h"
@@ -40,10 +41,7 @@ void AppendHex(uint64_t value, int digits, std::string& out) {
   }
 }
 
-int64_t NowPgMicros() {
-  auto now = std::chrono::system_clock::now().time_since_epoch();
-  return UnixToPostgresMicros(std::chrono::duration_cast<std::chrono::microseconds>(now).count());
-}
+int64_t NowPgMicros() { return UnixToPostgresMicros(UnixMicrosNow()); }
 
 }  // namespace
 

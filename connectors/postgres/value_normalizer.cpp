@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "agent/core/civil_date.h"
 #include "agent/core/envelope_writer.h"
 
 namespace tributary::postgres {
@@ -161,30 +162,6 @@ bool ParseOffset(std::string_view text, size_t& pos, int64_t& offset_seconds) {
   return true;
 }
 
-// Howard Hinnant's days_from_civil / civil_from_days, proleptic Gregorian like PostgreSQL.
-int64_t DaysFromCivil(int64_t year, int month, int day) {
-  year -= month <= 2;
-  const int64_t era = (year >= 0 ? year : year - 399) / 400;
-  const int64_t year_of_era = year - era * 400;
-  const int64_t day_of_year = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
-  const int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-  return era * 146097 + day_of_era - 719468;
-}
-
-void CivilFromDays(int64_t days, DateTime& dt) {
-  days += 719468;
-  const int64_t era = (days >= 0 ? days : days - 146096) / 146097;
-  const int64_t day_of_era = days - era * 146097;
-  const int64_t year_of_era =
-      (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
-  const int64_t day_of_year =
-      day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-  const int64_t month_index = (5 * day_of_year + 2) / 153;
-  dt.day = static_cast<int>(day_of_year - (153 * month_index + 2) / 5 + 1);
-  dt.month = static_cast<int>(month_index < 10 ? month_index + 3 : month_index - 9);
-  dt.year = year_of_era + era * 400 + (dt.month <= 2);
-}
-
 void ShiftToUtc(DateTime& dt, int64_t offset_seconds) {
   int64_t days = DaysFromCivil(dt.year, dt.month, dt.day);
   int64_t seconds = dt.hour * 3600 + dt.minute * 60 + dt.second - offset_seconds;
@@ -193,7 +170,10 @@ void ShiftToUtc(DateTime& dt, int64_t offset_seconds) {
   if (seconds % kSecondsPerDay < 0) --day_shift;
   seconds -= day_shift * kSecondsPerDay;
   days += day_shift;
-  CivilFromDays(days, dt);
+  const CivilDate date = CivilFromDays(days);
+  dt.year = date.year;
+  dt.month = date.month;
+  dt.day = date.day;
   dt.hour = static_cast<int>(seconds / 3600);
   dt.minute = static_cast<int>(seconds / 60 % 60);
   dt.second = static_cast<int>(seconds % 60);

@@ -8,6 +8,7 @@
 #include <system_error>
 #include <utility>
 
+#include "agent/core/clock.h"
 #include "agent/core/durable_file.h"
 #include "agent/core/topic_name.h"
 
@@ -71,9 +72,7 @@ Result<TopicWriter*> FileSink::TopicFor(const Batch& batch, const TableSchema* t
 Status FileSink::Submit(const Batch& batch) {
   if (!failure_.ok()) return failure_;
   if (!batch.events.empty()) {
-    int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
+    const int64_t now_us = UnixMicrosNow();
     for (const Event& event : batch.events) {
       Result<TopicWriter*> topic = TopicFor(batch, event.table);
       if (!topic.ok()) return Fail(topic.status());

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <string_view>
 
+#include "agent/core/clock.h"
 #include "agent/core/topic_name.h"
 
 namespace tributary {
@@ -186,9 +187,7 @@ Result<const KafkaSink::TableTopic*> KafkaSink::TopicFor(const Batch& batch,
 Status KafkaSink::Submit(const Batch& batch) {
   if (!failure_.ok()) return failure_;
   batches_.push_back({batch.sequence, 0, false});
-  const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
+  const int64_t now_us = UnixMicrosNow();
   for (const Event& event : batch.events) {
     Result<const TableTopic*> topic = TopicFor(batch, event.table);
     if (!topic.ok()) return Fail(topic.status());

@@ -1,0 +1,50 @@
+#pragma once
+
+#include <charconv>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace tributary {
+
+// Small appenders the value normalizers and the envelope writer share on their hot paths: they
+// write straight into the caller's buffer (a Batch's arena, an output line), never allocating
+// beyond its growth.
+
+template <typename Integer>
+void AppendNumber(Integer value, std::string& out) {
+  char digits[24];
+  out.append(digits, std::to_chars(digits, digits + sizeof(digits), value).ptr);
+}
+
+// `value` in decimal, zero-padded to at least `width` digits.
+inline void AppendPadded(uint64_t value, size_t width, std::string& out) {
+  char digits[24];
+  char* end = std::to_chars(digits, digits + sizeof(digits), value).ptr;
+  for (auto n = static_cast<size_t>(end - digits); n < width; ++n) out.push_back('0');
+  out.append(digits, end);
+}
+
+// Standard base64 with padding.
+inline void AppendBase64(std::string_view bytes, std::string& out) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  auto byte = [&](size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(bytes[i])); };
+  size_t i = 0;
+  for (; i + 3 <= bytes.size(); i += 3) {
+    const uint32_t n = byte(i) << 16 | byte(i + 1) << 8 | byte(i + 2);
+    out.push_back(kAlphabet[(n >> 18) & 63]);
+    out.push_back(kAlphabet[(n >> 12) & 63]);
+    out.push_back(kAlphabet[(n >> 6) & 63]);
+    out.push_back(kAlphabet[n & 63]);
+  }
+  const size_t rest = bytes.size() - i;
+  if (rest == 0) return;
+  const uint32_t n = byte(i) << 16 | (rest == 2 ? byte(i + 1) << 8 : 0);
+  out.push_back(kAlphabet[(n >> 18) & 63]);
+  out.push_back(kAlphabet[(n >> 12) & 63]);
+  out.push_back(rest == 2 ? kAlphabet[(n >> 6) & 63] : '=');
+  out.push_back('=');
+}
+
+}  // namespace tributary
