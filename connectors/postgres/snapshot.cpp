@@ -7,6 +7,7 @@
 #include <random>
 
 #include "agent/core/logging.h"
+#include "agent/core/text_append.h"
 #include "connectors/postgres/lsn.h"
 
 namespace tributary::postgres {
@@ -270,15 +271,10 @@ std::string Snapshotter::Watermark(std::string_view kind) const {
   return json{{"source", source_name_}, {"watermark", kind}, {"chunk", chunk_id_}}.dump();
 }
 
-std::string Snapshotter::EncodeKey(const std::vector<const char*>& texts,
-                                   const std::vector<int>& lengths) const {
-  std::string key;
-  for (size_t i = 0; i < texts.size(); ++i) {
-    key += std::to_string(lengths[i]);
-    key += ':';
-    key.append(texts[i], static_cast<size_t>(lengths[i]));
-  }
-  return key;
+void Snapshotter::AppendKeyPart(std::string_view text, std::string& key) {
+  AppendNumber(text.size(), key);
+  key.push_back(':');
+  key.append(text);
 }
 
 Status Snapshotter::MaybeStartChunk(PgConnection& catalog) {
@@ -345,17 +341,15 @@ Status Snapshotter::MaybeStartChunk(PgConnection& catalog) {
     chunk_row_count_ = more_ ? static_cast<int>(chunk_rows_) : count;
     dropped_.assign(static_cast<size_t>(chunk_row_count_), false);
     row_by_key_.clear();
-    if (!table->primary_key.empty()) {
-      std::vector<const char*> texts(table->primary_key.size());
-      std::vector<int> lengths(table->primary_key.size());
-      for (int row = 0; row < chunk_row_count_; ++row) {
-        for (size_t k = 0; k < table->primary_key.size(); ++k) {
-          const int column = static_cast<int>(table->primary_key[k]);
-          texts[k] = PQgetvalue(rows.get(), row, column);
-          lengths[k] = PQgetlength(rows.get(), row, column);
-        }
-        row_by_key_.emplace(EncodeKey(texts, lengths), row);
+    for (int row = 0; !table->primary_key.empty() && row < chunk_row_count_; ++row) {
+      key_.clear();
+      for (size_t column : table->primary_key) {
+        const int c = static_cast<int>(column);
+        AppendKeyPart(std::string_view(PQgetvalue(rows.get(), row, c),
+                                       static_cast<size_t>(PQgetlength(rows.get(), row, c))),
+                      key_);
       }
+      row_by_key_.emplace(key_, row);
     }
     chunk_table_ = std::move(table);
     chunk_result_ = std::move(rows);
@@ -445,16 +439,14 @@ void Snapshotter::OnChange(uint32_t relation_id, const std::vector<ColumnSchema>
     conflict_ = true;
     return;
   }
-  std::vector<const char*> texts(primary_key.size());
-  std::vector<int> lengths(primary_key.size());
+  // Per change during a window: builds the key in a reused buffer, no allocation.
   auto drop = [&](const std::vector<TupleColumn>& tuple) {
-    for (size_t k = 0; k < primary_key.size(); ++k) {
-      const size_t column = primary_key[k];
+    key_.clear();
+    for (size_t column : primary_key) {
       if (column >= tuple.size() || tuple[column].kind != TupleColumnKind::kText) return false;
-      texts[k] = tuple[column].data.data();
-      lengths[k] = static_cast<int>(tuple[column].data.size());
+      AppendKeyPart(tuple[column].data, key_);
     }
-    if (auto it = row_by_key_.find(EncodeKey(texts, lengths)); it != row_by_key_.end()) {
+    if (auto it = row_by_key_.find(key_); it != row_by_key_.end()) {
       dropped_[static_cast<size_t>(it->second)] = true;
     }
     return true;

@@ -139,8 +139,9 @@ class Snapshotter {
   enum class ChunkState { kNone, kAwaitingLow, kWindowOpen };
 
   std::string Watermark(std::string_view kind) const;
-  std::string EncodeKey(const std::vector<const char*>& texts,
-                        const std::vector<int>& lengths) const;
+  // Keys of the chunk's rows and of changes are the primary key's column texts, each as
+  // "<length>:<text>" so that no separator can be forged by a value.
+  static void AppendKeyPart(std::string_view text, std::string& key);
   void Discard();
 
   std::string source_name_;
@@ -162,6 +163,7 @@ class Snapshotter {
   bool conflict_ = false;    // a change in the window could not be matched to a key
   bool columns_checked_ = false;
   std::unordered_map<std::string, int> row_by_key_;
+  std::string key_;  // reused to build keys
   std::vector<bool> dropped_;
   int attempts_ = 0;  // chunks of the current table discarded in a row
   std::chrono::steady_clock::time_point last_progress_log_{};
