@@ -7,6 +7,15 @@
 
 namespace tributary::testing {
 
+// Writes `dir`/tributary.yaml: state in `dir`/state, debug logs, one source named `source`
+// whose keys other than its name are `source_keys_yaml` (each line indented by four) plus
+// `extra_source_yaml`, with snapshot: never unless the extra sets it, feeding one file sink
+// under `dir`/out. Returns its path.
+std::filesystem::path WriteFileSinkConfig(const std::filesystem::path& dir,
+                                          const std::string& source,
+                                          const std::string& source_keys_yaml,
+                                          const std::string& extra_source_yaml);
+
 // Writes a config for one postgres source named `source` (snapshot: never, unless
 // `extra_source_yaml` sets it) feeding one file sink, and returns its path.
 // `extra_source_yaml` is appended to the source's mapping.
