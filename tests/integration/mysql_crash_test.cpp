@@ -24,19 +24,6 @@ using std::chrono::seconds;
 
 const char* const kTables[] = {"t1", "t2", "t3"};
 
-std::unique_ptr<AgentProcess> StartAgent(const std::filesystem::path& config,
-                                         const std::filesystem::path& log) {
-  auto agent = std::make_unique<AgentProcess>(
-      std::vector<std::string>{"run", "--config", config.string()}, log);
-  bool streaming = WaitFor(
-      [&] {
-        return agent->Log().find("mysql: Streaming") != std::string::npos || !agent->running();
-      },
-      seconds(30));
-  BOOST_REQUIRE_MESSAGE(streaming && agent->running(), agent->Log());
-  return agent;
-}
-
 // Random single- and multi-statement transactions over three tables until told to stop;
 // survives the server going away (retrying the transaction). Returns the commits.
 int RunWorkload(const MariaDbServer& server, const std::atomic<bool>& stop, unsigned seed) {
@@ -157,7 +144,7 @@ BOOST_AUTO_TEST_CASE(kill_9_during_writes_loses_and_duplicates_nothing) {
   TempDir dir;
   CreateTables(*server);
   auto config = SmallSegmentConfig(dir.path(), *server);
-  auto agent = StartAgent(config, dir.path() / "agent0.log");
+  auto agent = StartStreamingMysqlAgent(config, dir.path() / "agent0.log");
 
   std::atomic<bool> stop{false};
   int committed = 0;
@@ -187,7 +174,7 @@ BOOST_AUTO_TEST_CASE(server_restart_mid_stream_loses_nothing) {
   TempDir dir;
   CreateTables(*server);
   auto config = SmallSegmentConfig(dir.path(), *server);
-  auto agent = StartAgent(config, dir.path() / "agent.log");
+  auto agent = StartStreamingMysqlAgent(config, dir.path() / "agent.log");
   std::atomic<bool> stop{false};
   int committed = 0;
   std::thread writer([&] { committed = RunWorkload(*server, stop, 43); });

@@ -16,20 +16,6 @@ namespace {
 using nlohmann::json;
 using std::chrono::seconds;
 
-// Starts the agent and waits until it streams, so that changes made after this are captured.
-std::unique_ptr<AgentProcess> StartAgent(const std::filesystem::path& config,
-                                         const std::filesystem::path& log) {
-  auto agent = std::make_unique<AgentProcess>(
-      std::vector<std::string>{"run", "--config", config.string()}, log);
-  bool streaming = WaitFor(
-      [&] {
-        return agent->Log().find("mysql: Streaming") != std::string::npos || !agent->running();
-      },
-      seconds(30));
-  BOOST_REQUIRE_MESSAGE(streaming && agent->running(), agent->Log());
-  return agent;
-}
-
 std::vector<json> WaitForEvents(const std::filesystem::path& topic, size_t count,
                                 AgentProcess& agent) {
   std::vector<json> events;
@@ -53,7 +39,7 @@ BOOST_AUTO_TEST_CASE(insert_update_delete_stream_with_the_mysql_source_block) {
       "CREATE TABLE shop.items (id BIGINT UNSIGNED PRIMARY KEY, name TEXT);"
       "CREATE TABLE shop.ignored (id INT PRIMARY KEY);");
   auto config = WriteMysqlFileConfig(dir.path(), *server, "my", R"(["shop.o*", "shop.items"])");
-  auto agent = StartAgent(config, dir.path() / "agent.log");
+  auto agent = StartStreamingMysqlAgent(config, dir.path() / "agent.log");
   server->Exec(
       "INSERT INTO shop.orders VALUES (1, 'one', 10.50), (2, 'two', NULL);"
       "INSERT INTO shop.ignored VALUES (1);"

@@ -63,17 +63,6 @@ const std::vector<std::pair<std::string, std::string>> kColumns = {
     {"ip", "CAST(ip AS CHAR)"},
 };
 
-const char* const kCreate = R"(CREATE TABLE shop.types (
-  id INT PRIMARY KEY, ti TINYINT, tiu TINYINT UNSIGNED, si SMALLINT, mi MEDIUMINT,
-  mu MEDIUMINT UNSIGNED, i4 INT, iu INT UNSIGNED, bi BIGINT, bu BIGINT UNSIGNED,
-  de DECIMAL(30,10), de0 DECIMAL(5,0), fl FLOAT, db DOUBLE, b1 BIT(1), b10 BIT(10), yr YEAR,
-  dt DATE, tm TIME, tm3 TIME(3), tm6 TIME(6), dtm DATETIME, dtm6 DATETIME(6),
-  ts TIMESTAMP NULL, ts3 TIMESTAMP(3) NULL, c5 CHAR(5) CHARACTER SET utf8mb4,
-  vc VARCHAR(300) CHARACTER SET utf8mb4, l1 VARCHAR(10) CHARACTER SET latin1,
-  tx MEDIUMTEXT CHARACTER SET utf8mb4, lt LONGTEXT CHARACTER SET utf8mb3, bn BINARY(4),
-  vb VARBINARY(300), bl BLOB, en ENUM('small','medium','large'), st SET('a','b','c'),
-  js JSON, g GEOMETRY, u UUID, ip INET6))";
-
 const char* const kInsert = R"(SET time_zone = '+00:00'; SET sql_mode = '';
 INSERT INTO shop.types VALUES
  (1, -128, 255, -32768, -8388608, 16777215, -2147483648, 4294967295, -9223372036854775808,
@@ -155,7 +144,7 @@ BOOST_AUTO_TEST_CASE(every_type_round_trips_through_insert_update_and_delete) {
   auto server = MariaDbServer::Start({"--default-time-zone=+00:00"});
   TempDir dir;
   server->Exec("CREATE DATABASE shop");
-  server->Exec(kCreate);
+  server->Exec(kMysqlTypesTable);
   auto config = WriteMysqlFileConfig(dir.path(), *server, "ty", R"(["shop.types"])");
   AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent.log");
   BOOST_REQUIRE(WaitFor([&] { return agent.Log().find("mysql: Streaming") != std::string::npos; },

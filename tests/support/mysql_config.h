@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <string>
 
+#include "tests/support/agent_process.h"
 #include "tests/support/mariadb_server.h"
 
 namespace tributary::testing {
@@ -14,5 +15,13 @@ std::filesystem::path WriteMysqlFileConfig(const std::filesystem::path& dir,
                                            const MariaDbServer& server, const std::string& source,
                                            const std::string& tables_yaml,
                                            const std::string& extra_source_yaml = "");
+
+// Starts `tributary run --config` and waits until its source streams, so that changes made
+// after this are captured; fails the test if it exits instead.
+std::unique_ptr<AgentProcess> StartStreamingMysqlAgent(const std::filesystem::path& config,
+                                                       const std::filesystem::path& log);
+
+// shop.types: one column of every type the MySQL source maps (the types and snapshot tests).
+extern const char* const kMysqlTypesTable;
 
 }  // namespace tributary::testing
