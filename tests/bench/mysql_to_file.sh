@@ -22,28 +22,20 @@
 set -Eeuo pipefail
 trap 'echo "mysql_to_file: FAILED at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/../.."
-root=$(pwd)
 
 insert_rows=${BENCH_INSERT_ROWS:-1000000}
 update_txns=${BENCH_UPDATE_TXNS:-200000}
 timeout_s=${BENCH_TIMEOUT:-600}
 [ "$update_txns" -le "$insert_rows" ] || { echo "mysql_to_file: BENCH_UPDATE_TXNS > BENCH_INSERT_ROWS" >&2; exit 2; }
 
-fail() { echo "mysql_to_file: FAILED: $*" >&2; exit 1; }
-log() { echo "== $*" >&2; }
+bench_name=mysql_to_file
+# shellcheck source=tests/bench/lib.sh
+source tests/bench/lib.sh
 
 for tool in /usr/sbin/mariadbd /usr/bin/mariadb-install-db /usr/bin/mariadb /usr/bin/mysqlbinlog /usr/bin/time; do
   [ -x "$tool" ] || bash scripts/install-deps.sh
 done
-if [ -n "${TRIBUTARY_BIN:-}" ]; then
-  agent_bin=$TRIBUTARY_BIN
-else
-  log "Building the agent into build/bench"
-  cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRIBUTARY_TESTS=OFF >/dev/null
-  ninja -C build/bench tributary >/dev/null
-  agent_bin=$root/build/bench/tributary
-fi
-[ -x "$agent_bin" ] || fail "agent binary $agent_bin is missing or not executable"
+find_agent
 
 work=$(mktemp -d /tmp/tributary-bench-XXXXXX)
 chmod 755 "$work"
@@ -60,12 +52,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-port=
-for candidate in $(shuf -i 20000-60000 -n 50); do
-  if port_free "$candidate"; then port=$candidate; break; fi
-done
-[ -n "$port" ] || fail "no free loopback port found"
+find_free_port
 
 user_opt=
 [ "$(id -u)" -ne 0 ] || { chown mysql: "$work"; user_opt=--user=mysql; }

@@ -19,28 +19,20 @@
 set -Eeuo pipefail
 trap 'echo "pg_snapshot: FAILED at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/../.."
-root=$(pwd)
 rows=${BENCH_ROWS:-1000000}
 repeats=${BENCH_REPEATS:-3}
-fail() { echo "pg_snapshot: FAILED: $*" >&2; exit 1; }
-log() { echo "== $*" >&2; }
+bench_name=pg_snapshot
+# shellcheck source=tests/bench/lib.sh
+source tests/bench/lib.sh
 
 for tool in /usr/lib/postgresql/15/bin/pg_ctl /usr/bin/psql /usr/bin/time; do
   [ -x "$tool" ] || { bash scripts/install-deps.sh; break; }
 done
-if [ -n "${TRIBUTARY_BIN:-}" ]; then
-  agent_bin=$TRIBUTARY_BIN
-else
-  log "Building the agent into build/bench"
-  cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRIBUTARY_TESTS=OFF >/dev/null
-  ninja -C build/bench tributary >/dev/null
-  agent_bin=$root/build/bench/tributary
-fi
+find_agent
 
 pgbin=/usr/lib/postgresql/15/bin
 work=$(mktemp -d /tmp/tributary-bench-XXXXXX)
 chmod 755 "$work"
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 agent_pid=
 cleanup() {
   local status=$?
@@ -53,11 +45,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port=
-for candidate in $(shuf -i 20000-60000 -n 50); do
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then port=$candidate; break; fi
-done
-[ -n "$port" ] || fail "no free loopback port found"
+find_free_port
 [ "$(id -u)" -ne 0 ] || chown postgres: "$work"
 as_pg "$pgbin/initdb" -D "$work/pg" -A trust -U postgres --no-sync >/dev/null
 as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w start -o \
@@ -70,8 +58,6 @@ sql -c "CREATE TABLE public.bench (id int PRIMARY KEY, qty int, price numeric(12
     -c "INSERT INTO public.bench SELECT g, g % 100, g / 7.0, md5(g::text), '2024-01-01'::timestamptz + g * interval '1 s' FROM generate_series(1, $rows) g" \
     -c "VACUUM ANALYZE public.bench"
 
-now_ns() { date +%s%N; }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 count_lines() { cat "$1"/*.jsonl "$1"/.*.jsonl.inprogress 2>/dev/null | wc -l; }
 
 declare -a bw aw ac ar

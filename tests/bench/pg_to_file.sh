@@ -21,7 +21,6 @@
 set -Eeuo pipefail
 trap 'echo "pg_to_file: FAILED at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/../.."
-root=$(pwd)
 
 json_out=
 while [ $# -gt 0 ]; do
@@ -41,8 +40,9 @@ repeats=${BENCH_REPEATS:-3}
 timeout_s=${BENCH_TIMEOUT:-600}
 [ "$update_txns" -le "$insert_rows" ] || { echo "pg_to_file: BENCH_UPDATE_TXNS > BENCH_INSERT_ROWS" >&2; exit 2; }
 
-fail() { echo "pg_to_file: FAILED: $*" >&2; exit 1; }
-log() { echo "== $*" >&2; }
+bench_name=pg_to_file
+# shellcheck source=tests/bench/lib.sh
+source tests/bench/lib.sh
 
 # --- tools and the agent --------------------------------------------------------------------
 need_deps=
@@ -51,21 +51,12 @@ for tool in /usr/lib/postgresql/15/bin/pg_ctl /usr/bin/pg_recvlogical /usr/bin/t
 done
 [ -z "$need_deps" ] || bash scripts/install-deps.sh
 
-if [ -n "${TRIBUTARY_BIN:-}" ]; then
-  agent_bin=$TRIBUTARY_BIN
-else
-  log "Building the agent into build/bench"
-  cmake -S . -B build/bench -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRIBUTARY_TESTS=OFF >/dev/null
-  ninja -C build/bench tributary >/dev/null
-  agent_bin=$root/build/bench/tributary
-fi
-[ -x "$agent_bin" ] || fail "agent binary $agent_bin is missing or not executable"
+find_agent
 
 # --- throwaway PostgreSQL ------------------------------------------------------------------
 pgbin=/usr/lib/postgresql/15/bin
 work=$(mktemp -d /tmp/tributary-bench-XXXXXX)
 chmod 755 "$work"
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 child_pid=   # /usr/bin/time wrapping the contender currently running
 cleanup() {
   local status=$?
@@ -83,12 +74,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-port=
-for candidate in $(shuf -i 20000-60000 -n 50); do
-  if port_free "$candidate"; then port=$candidate; break; fi
-done
-[ -n "$port" ] || fail "no free loopback port found"
+find_free_port
 
 log "Starting a throwaway PostgreSQL 15 on 127.0.0.1:$port ($work)"
 [ "$(id -u)" -ne 0 ] || chown postgres: "$work"
@@ -104,7 +90,6 @@ sql -c "CREATE TABLE public.bench (id int PRIMARY KEY, qty int, note text)" \
 relid=$(sql -c "SELECT 'public.bench'::regclass::oid")
 
 # --- measuring -------------------------------------------------------------------------------
-now_ns() { date +%s%N; }
 
 # Newlines in the agent's output so far, counted incrementally: segments only grow, and a
 # segment keeps its number when it is renamed from .N.jsonl.inprogress to N.jsonl. Sets
@@ -239,7 +224,6 @@ YAML
   result_rss_kb=$rss
 }
 
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
 rows_json=()
 measure() {  # name slot endpos rows envelope_op pgoutput_message_type [with_masked_variant]
