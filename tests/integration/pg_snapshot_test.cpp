@@ -156,6 +156,9 @@ BOOST_FIXTURE_TEST_CASE(initial_snapshot_under_writes_replays_exactly, Fixture) 
                        "FROM generate_series(1, {}) g",
                        kPartedRows),
            "snap");
+  // A publication left over without publish_via_partition_root: the agent must switch it on,
+  // or the partitions' changes would not match the partitioned table's chunks.
+  pg->Exec("CREATE PUBLICATION tributary_sn FOR TABLE a_parted", "snap");
   auto config = WritePgFileConfig(dir.path(), *pg, "snap", "sn", "[\"public.*\"]",
                                   "    snapshot: initial\n    snapshot_chunk_rows: 300\n");
   std::atomic<bool> stop{false};
@@ -173,6 +176,8 @@ BOOST_FIXTURE_TEST_CASE(initial_snapshot_under_writes_replays_exactly, Fixture) 
   BOOST_TEST(committed > 50);
   CatchUp(*agent, "big", "sn.public.big");
   CatchUp(*agent, "a_parted", "sn.public.a_parted");
+  BOOST_TEST(pg->QueryValue("SELECT pubviaroot FROM pg_publication WHERE pubname = 'tributary_sn'",
+                            "snap") == "t");
   agent->Signal(SIGTERM);
   BOOST_TEST(agent->Wait(seconds(15)).value_or(-1) == 0);
 
