@@ -18,6 +18,8 @@
 #include "agent/http_server.h"
 #include "agent/metrics.h"
 #include "agent/pipeline.h"
+#include "agent/schema_stage.h"
+#include "agent/schemas_command.h"
 #include "agent/secret_check.h"
 #include "agent/snapshot_command.h"
 #include "agent/status_command.h"
@@ -165,6 +167,13 @@ int Run(const std::string& path) {
       }
       transforms.push_back(std::move(masking).value());
     }
+    auto registry =
+        SchemaRegistry::Open(config->state_dir, source_config.name, SchemaPolicyFor(source_config));
+    if (!registry.ok()) {
+      spdlog::error("agent: {}", registry.status().message());
+      return ExitCodeFor(registry.status());
+    }
+    transforms.push_back(std::make_unique<SchemaStage>(std::move(registry).value()));
     pipelines.push_back(std::make_unique<Pipeline>(
         source_config.name, std::move(source).value(), std::move(sinks), std::move(transforms),
         CheckpointStore(config->state_dir, source_config.name), options));
@@ -275,6 +284,14 @@ int RunCli(int argc, char** argv) {
   snapshot->add_option("-c,--config", config_path, "Config file")->required();
   snapshot->add_option("-t,--table", snapshot_table, "The table, schema.table")->required();
   snapshot->add_option("-s,--source", snapshot_source, "Only this source");
+  auto* schemas = app.add_subcommand("schemas", "Print the schema history of each source");
+  std::string schemas_table;
+  std::string schemas_source;
+  bool schemas_json = false;
+  schemas->add_option("-c,--config", config_path, "Config file")->required();
+  schemas->add_option("-t,--table", schemas_table, "Only this table, schema.table or db.table");
+  schemas->add_option("-s,--source", schemas_source, "Only this source");
+  schemas->add_flag("--json", schemas_json, "Print the history lines as stored (JSON)");
   auto* version = app.add_subcommand("version", "Print the version");
 
   try {
@@ -293,6 +310,12 @@ int RunCli(int argc, char** argv) {
     return config ? PrintStatus(*config, std::cout) : kExitConfig;
   }
   if (snapshot->parsed()) return RequestTableSnapshot(config_path, snapshot_table, snapshot_source);
+  if (schemas->parsed()) {
+    auto config = LoadAndCheck(config_path);
+    return config ? PrintSchemas(*config, schemas_source, schemas_table, schemas_json, std::cout,
+                                 std::cerr)
+                  : kExitConfig;
+  }
   if (run->parsed()) return Run(config_path);
   return kExitUsage;
 }

@@ -23,6 +23,7 @@ KafkaSinkOptions KafkaOptionsFor(const SinkConfig& c) {
       .brokers = c.brokers,
       .topic_template = c.topic,
       .tombstones = c.tombstones,
+      .schemas = c.schemas,
       .dlq_topic = c.dlq_topic,
       .librdkafka = c.librdkafka,
   };
@@ -75,6 +76,7 @@ const std::map<std::string, SinkFactory>& SinkFactories() {
              .topic_template = c.topic,
              .rotate_bytes = static_cast<uint64_t>(c.rotate_bytes),
              .flush_interval = std::chrono::milliseconds(c.flush_interval_ms),
+             .schemas = c.schemas,
          });
        }},
       {"kafka",
@@ -107,6 +109,18 @@ Status RequestSnapshot(const SourceConfig& config, const std::string& table) {
   }
   return postgres::RequestSnapshot(PostgresOptionsFor(config), table.substr(0, dot),
                                    table.substr(dot + 1));
+}
+
+SchemaPolicy SchemaPolicyFor(const SourceConfig& config) {
+  // The config loader accepts only these words.
+  static const std::map<std::string, CompatibilityMode, std::less<>> kModes = {
+      {"none", CompatibilityMode::kNone},
+      {"backward", CompatibilityMode::kBackward},
+      {"forward", CompatibilityMode::kForward},
+      {"full", CompatibilityMode::kFull}};
+  return SchemaPolicy{.mode = kModes.at(config.schema_compatibility),
+                      .on_incompatible = config.on_incompatible == "fail" ? OnIncompatible::kFail
+                                                                          : OnIncompatible::kWarn};
 }
 
 Result<std::unique_ptr<Sink>> MakeSink(const SinkConfig& config) {

@@ -6,6 +6,7 @@
 #include "agent/core/sink.h"
 #include "agent/core/source.h"
 #include "agent/core/status.h"
+#include "schema_registry/schema_registry.h"
 
 namespace tributary {
 
@@ -13,6 +14,9 @@ namespace tributary {
 // sink touches its own folder and one line here.
 Result<std::unique_ptr<Source>> MakeSource(const SourceConfig& config);
 Result<std::unique_ptr<Sink>> MakeSink(const SinkConfig& config);
+
+// The source's schema_compatibility and on_incompatible, as the registry takes them.
+SchemaPolicy SchemaPolicyFor(const SourceConfig& config);
 
 // Asks a running (or the next) source to re-snapshot `table` ("schema.table") while it streams.
 Status RequestSnapshot(const SourceConfig& config, const std::string& table);

@@ -380,11 +380,13 @@ class Parser {
     if (mysql) {
       CheckKeys(map, path,
                 {"name", "type", "dsn", "tables", "exclude_tables", "snapshot",
-                 "snapshot_chunk_rows", "server_id", "heartbeat_interval_ms", "sinks"});
+                 "snapshot_chunk_rows", "server_id", "heartbeat_interval_ms", "sinks",
+                 "schema_compatibility", "on_incompatible"});
     } else {
       CheckKeys(map, path,
                 {"name", "type", "dsn", "tables", "exclude_tables", "snapshot",
-                 "snapshot_chunk_rows", "slot", "publication", "heartbeat_interval_ms", "sinks"});
+                 "snapshot_chunk_rows", "slot", "publication", "heartbeat_interval_ms", "sinks",
+                 "schema_compatibility", "on_incompatible"});
     }
     if (name) source.name = name->value;
     if (type) source.type = type->value;
@@ -426,6 +428,9 @@ class Parser {
       }
       source.heartbeat_interval_ms = *ms;
     }
+    GetEnum(map, path, "schema_compatibility", {"none", "backward", "forward", "full"},
+            source.schema_compatibility);
+    GetEnum(map, path, "on_incompatible", {"warn", "fail"}, source.on_incompatible);
     if (auto sinks = GetStringList(map, path, "sinks", Presence::kRequired)) {
       if (sinks->empty()) {
         AddProblem(Find(map, "sinks")->mark, Join(path, "sinks"), "must not be empty");
@@ -472,7 +477,9 @@ class Parser {
       sinks.push_back(std::move(sink));
       return;
     }
-    CheckKeys(map, path, {"name", "type", "path", "topic", "rotate_bytes", "flush_interval_ms"});
+    CheckKeys(map, path,
+              {"name", "type", "path", "topic", "rotate_bytes", "flush_interval_ms", "schemas"});
+    if (auto schemas = GetBool(map, path, "schemas")) sink.schemas = *schemas;
     if (auto dir = GetString(map, path, "path", Presence::kRequired)) {
       if (dir->value.empty()) AddProblem(dir->mark, Join(path, "path"), "must not be empty");
       sink.path = std::move(dir->value);
@@ -503,7 +510,8 @@ class Parser {
   void ParseKafkaSink(const YAML::Node& map, const std::string& path, SinkConfig& sink) {
     CheckKeys(map, path,
               {"name", "type", "brokers", "topic", "tombstones", "exactly_once", "dlq_topic",
-               "librdkafka"});
+               "librdkafka", "schemas"});
+    if (auto schemas = GetBool(map, path, "schemas")) sink.schemas = *schemas;
     if (auto brokers = GetString(map, path, "brokers", Presence::kRequired)) {
       if (brokers->value.empty()) {
         AddProblem(brokers->mark, Join(path, "brokers"), "must not be empty");

@@ -30,6 +30,8 @@ struct SourceConfig {
   int64_t server_id = 0;                    // mysql: replica id, required
   int64_t heartbeat_interval_ms = 10000;
   std::vector<std::string> sinks;
+  std::string schema_compatibility = "backward";  // none | backward | forward | full
+  std::string on_incompatible = "warn";           // warn | fail
 };
 
 struct SinkConfig {
@@ -43,6 +45,7 @@ struct SinkConfig {
   bool tombstones = true;            // kafka: a null-value record after each delete
   bool exactly_once = false;         // kafka: transactional producer
   std::string dlq_topic;             // kafka: for records rejected for good; empty: fatal
+  bool schemas = false;              // file, kafka: Kafka Connect {"schema","payload"} form
   // kafka: librdkafka properties, in file order; values already expanded (may be secrets).
   std::vector<std::pair<std::string, std::string>> librdkafka;
 };

@@ -19,6 +19,7 @@ inline int ExitCodeFor(const Status& status) {
       return kExitConfig;
     case StatusCode::kContinuityLost:
     case StatusCode::kCorruptData:
+    case StatusCode::kIncompatibleSchema:
       return kExitContinuityLost;
     case StatusCode::kRetriable:
     case StatusCode::kFatal:

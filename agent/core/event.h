@@ -16,6 +16,10 @@ enum class Op : char {
   kDelete = 'd',
   kRead = 'r',
   kTruncate = 't',
+  // Not a row change: a table's new schema version (`table` is that version), written to
+  // `{source}.schema-changes` before the version's first row. Sources emit one with
+  // TableSchema::dropped set when a table is dropped or renamed away.
+  kSchemaChange = 's',
 };
 
 // How a value's canonical text is written into JSON.
@@ -38,7 +42,13 @@ struct ColumnSchema {
   std::string type_name;  // the source's type name, e.g. "int4", "_text", "public.mood"
   uint32_t type_oid = 0;  // PostgreSQL type OID (0 elsewhere)
   int32_t type_modifier = -1;
-  bool key = false;  // part of the replica identity / primary key
+  bool key = false;  // part of the primary key (the replica identity when there is none)
+  bool nullable = true;
+  // The engine-neutral type the schema registry compares (docs/schemas.md): "int16", "int32",
+  // "int64", "uint64", "float32", "float64", "boolean", "decimal(p,s)", "decimal",
+  // "string(n)" (n characters at most), "string", "bytes(n)", "bytes", "date", "time",
+  // "timestamp", "timestamptz", "json", "uuid", "array<T>", or "other:<source type>".
+  std::string canonical_type;
 };
 
 // One version of a table's shape. Immutable once built; shared by the events that use it.
@@ -49,7 +59,19 @@ struct TableSchema {
   std::string schema;     // PostgreSQL schema; empty for MySQL
   std::string table;
   std::vector<ColumnSchema> columns;
-  uint32_t version = 1;  // schema registry version
+  // Identifies one incarnation of the table: PostgreSQL's relation OID, so that a table dropped
+  // and created again under the same name gets a new version even when its columns match.
+  uint64_t relation_id = 0;
+  // MySQL: the DDL statement that produced this shape, when the binlog carried it.
+  std::string ddl;
+  // A kSchemaChange event from a source with this set says the table is gone (DROP/RENAME).
+  bool dropped = false;
+
+  // Set by the schema registry on the copy it registers; sources leave them alone.
+  uint32_t version = 1;
+  uint32_t previous_version = 0;      // 0 for a table's first version
+  bool compatible = true;             // under the source's compatibility policy
+  std::vector<std::string> problems;  // why it is not compatible, when it is not
 };
 
 // source.snapshot, as Debezium writes it: which part of a snapshot a row belongs to.

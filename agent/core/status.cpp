@@ -16,6 +16,8 @@ const char* StatusCodeName(StatusCode code) {
       return "CORRUPT_DATA";
     case StatusCode::kContinuityLost:
       return "CONTINUITY_LOST";
+    case StatusCode::kIncompatibleSchema:
+      return "INCOMPATIBLE_SCHEMA";
   }
   return "UNKNOWN";
 }

@@ -16,6 +16,7 @@ enum class StatusCode {
   kInvalidConfig,   // the operator must change the config or the server setup (exit 78)
   kCorruptData,     // bytes that do not decode; never skipped (exit 65)
   kContinuityLost,  // the position we need is gone or the server is ahead of us (exit 65)
+  kIncompatibleSchema,  // a schema change the policy refuses (on_incompatible: fail; exit 65)
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -36,6 +37,9 @@ class [[nodiscard]] Status {
   static Status CorruptData(std::string m) { return {StatusCode::kCorruptData, std::move(m)}; }
   static Status ContinuityLost(std::string m) {
     return {StatusCode::kContinuityLost, std::move(m)};
+  }
+  static Status IncompatibleSchema(std::string m) {
+    return {StatusCode::kIncompatibleSchema, std::move(m)};
   }
 
   bool ok() const { return code_ == StatusCode::kOk; }

@@ -5,7 +5,7 @@
 
 namespace tributary {
 
-// A pure, in-place change to a batch's events (filters, masking). No I/O.
+// An in-place change to a batch's events (masking, schema versions), in pipeline order.
 class Transform {
  public:
   virtual ~Transform() = default;
