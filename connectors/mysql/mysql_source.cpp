@@ -13,6 +13,7 @@
 
 #include "agent/core/clock.h"
 #include "agent/core/logging.h"
+#include "connectors/mysql/ddl_tables.h"
 
 namespace tributary::mysql {
 
@@ -188,7 +189,10 @@ Status MysqlSource::LoadSnapshotTable(const std::string& database, const std::st
       snapshot_->Query("SELECT column_name, data_type, column_type, "
                        "coalesce(character_set_name, ''), coalesce(character_octet_length, 0), "
                        "coalesce(numeric_precision, 0), coalesce(numeric_scale, 0), "
-                       "coalesce(datetime_precision, 0) FROM information_schema.columns WHERE " +
+                       "coalesce(datetime_precision, 0), is_nullable, "
+                       "coalesce((SELECT cs.maxlen FROM information_schema.character_sets cs "
+                       "WHERE cs.character_set_name = c.character_set_name), 0) "
+                       "FROM information_schema.columns c WHERE " +
                        where + " ORDER BY ordinal_position"));
   SnapshotTable table;
   table.name = database + "." + name;
@@ -208,6 +212,8 @@ Status MysqlSource::LoadSnapshotTable(const std::string& database, const std::st
         .numeric_precision = static_cast<uint32_t>(std::stoul(Text(row[5]))),
         .numeric_scale = static_cast<uint32_t>(std::stoul(Text(row[6]))),
         .datetime_precision = static_cast<uint32_t>(std::stoul(Text(row[7]))),
+        .nullable = Text(row[8]) == "YES",
+        .char_bytes = static_cast<uint8_t>(std::stoul(Text(row[9]))),
     };
     column.key = std::any_of(keys.begin(), keys.end(),
                              [&](const auto& key) { return Text(key[0]) == column.name; });
@@ -367,12 +373,21 @@ Status MysqlSource::CheckServer() {
 
 Status MysqlSource::LoadCollations() {
   ASSIGN_OR_RETURN(MysqlRows rows,
-                   catalog_->Query("SELECT id, character_set_name FROM "
-                                   "information_schema.collations WHERE id IS NOT NULL"));
+                   catalog_->Query("SELECT co.id, co.character_set_name, cs.maxlen FROM "
+                                   "information_schema.collations co "
+                                   "JOIN information_schema.character_sets cs "
+                                   "ON cs.character_set_name = co.character_set_name "
+                                   "WHERE co.id IS NOT NULL"));
   collations_.clear();
+  collation_char_bytes_.clear();
+  charset_char_bytes_.clear();
   for (const auto& row : rows) {
-    if (!row[0] || !row[1]) continue;
-    collations_[static_cast<uint32_t>(std::stoul(*row[0]))] = CharsetOfName(*row[1]);
+    if (!row[0] || !row[1] || !row[2]) continue;
+    const auto id = static_cast<uint32_t>(std::stoul(*row[0]));
+    const auto char_bytes = static_cast<uint8_t>(std::stoul(*row[2]));
+    collations_[id] = CharsetOfName(*row[1]);
+    collation_char_bytes_[id] = char_bytes;
+    charset_char_bytes_[*row[1]] = char_bytes;
   }
   return Status::Ok();
 }
@@ -623,6 +638,10 @@ Status MysqlSource::HandleEvent(std::string_view bytes, Batch& batch, bool& comm
         txn_thread_ = query.thread_id;
         return Status::Ok();
       }
+      if (query.query != "COMMIT") {
+        txn_thread_ = query.thread_id;
+        HandleDdl(query, event, event_pos, batch);
+      }
       // COMMIT ends a non-transactional engine's group; any other statement (DDL) is its own
       // group unless it sits inside one.
       if (query.query == "COMMIT" || standalone_ || !in_transaction_) {
@@ -682,7 +701,7 @@ Status MysqlSource::HandleTableMap(std::string_view body) {
   table.body = std::string(body);
   RETURN_IF_ERROR(DecodeTableMap(table.body, post_header, table.map));
   const std::string name = table.map.database + "." + table.map.table;
-  table.captured = MatchesAny(options_.tables, name) && !MatchesAny(options_.exclude_tables, name);
+  table.captured = Captured(name);
   if (table.captured) {
     if (!table.map.has_names) {
       return Status::InvalidConfig(fmt::format(
@@ -706,6 +725,9 @@ Status MysqlSource::ResolveCatalogTypes(TableMap& map) {
       auto it = collations_.find(column.collation);
       if (it != collations_.end()) column.charset = it->second;
     }
+    if (auto it = collation_char_bytes_.find(column.collation); it != collation_char_bytes_.end()) {
+      column.char_bytes = it->second;
+    }
     if (IsBinary16(column) || column.charset == Charset::kUnknown) need_catalog = true;
   }
   if (!need_catalog || !mariadb_) return Status::Ok();
@@ -726,26 +748,43 @@ Status MysqlSource::ResolveCatalogTypes(TableMap& map) {
       }
       if (column.charset == Charset::kUnknown && !Text(row[2]).empty()) {
         column.charset = CharsetOfName(Text(row[2]));
+        if (auto it = charset_char_bytes_.find(Text(row[2])); it != charset_char_bytes_.end()) {
+          column.char_bytes = it->second;
+        }
       }
     }
   }
   return Status::Ok();
 }
 
+bool MysqlSource::Captured(const std::string& name) const {
+  return MatchesAny(options_.tables, name) && !MatchesAny(options_.exclude_tables, name);
+}
+
 std::shared_ptr<const TableSchema> MysqlSource::SchemaFor(const TableMap& map) {
+  const std::string name = map.database + "." + map.table;
   auto schema = std::make_shared<TableSchema>();
   schema->connector = connector_;
   schema->source = options_.name;
   schema->database = map.database;
   schema->table = map.table;
   for (const ColumnInfo& column : map.columns) {
-    schema->columns.push_back(
-        ColumnSchema{.name = column.name, .type_name = TypeName(column), .key = column.key});
+    schema->columns.push_back(ColumnSchema{.name = column.name,
+                                           .type_name = TypeName(column),
+                                           .key = column.key,
+                                           .nullable = column.nullable,
+                                           .canonical_type = CanonicalType(column)});
   }
-  auto& latest = schemas_[map.database + "." + map.table];
+  // The DDL since the table's last TABLE_MAP is what made this shape, if it changed.
+  if (auto ddl = pending_ddl_.find(name); ddl != pending_ddl_.end()) {
+    schema->ddl = std::move(ddl->second);
+    pending_ddl_.erase(ddl);
+  }
+  auto& latest = schemas_[name];
   if (latest) {
     const auto same = [](const ColumnSchema& a, const ColumnSchema& b) {
-      return a.name == b.name && a.type_name == b.type_name && a.key == b.key;
+      return a.name == b.name && a.type_name == b.type_name && a.key == b.key &&
+             a.nullable == b.nullable && a.canonical_type == b.canonical_type;
     };
     if (std::equal(latest->columns.begin(), latest->columns.end(), schema->columns.begin(),
                    schema->columns.end(), same)) {
@@ -755,6 +794,36 @@ std::shared_ptr<const TableSchema> MysqlSource::SchemaFor(const TableMap& map) {
   }
   latest = schema;
   return schema;
+}
+
+// DDL on captured tables: its text goes with the shape it makes, and a table dropped or renamed
+// away gets a schema-change event with `dropped` set, where the statement sits in the stream.
+void MysqlSource::HandleDdl(const QueryEvent& query, const RawEvent& raw, uint64_t event_pos,
+                            Batch& batch) {
+  DdlTables tables = ParseDdlTables(query.query, query.database);
+  uint32_t row = 0;
+  for (const DdlTable& removed : tables.removed) {
+    const std::string name = removed.database + "." + removed.table;
+    if (!Captured(name)) continue;
+    schemas_.erase(name);
+    pending_ddl_.erase(name);
+    auto schema = std::make_shared<TableSchema>();
+    schema->connector = connector_;
+    schema->source = options_.name;
+    schema->database = removed.database;
+    schema->table = removed.table;
+    schema->ddl = std::string(query.query);
+    schema->dropped = true;
+    Event event;
+    event.op = Op::kSchemaChange;
+    event.table = batch.Retain(schema);
+    StartEvent(event, raw, event_pos, row++, batch);
+    batch.events.push_back(event);
+  }
+  for (const DdlTable& changed : tables.changed) {
+    const std::string name = changed.database + "." + changed.table;
+    if (Captured(name)) pending_ddl_[name] = std::string(query.query);
+  }
 }
 
 void MysqlSource::StartEvent(Event& event, const RawEvent& raw, uint64_t event_pos, uint32_t row,

@@ -75,6 +75,8 @@ class MysqlSource : public Source {
   Status HandleTableMap(std::string_view body);
   Status ResolveCatalogTypes(TableMap& map);
   std::shared_ptr<const TableSchema> SchemaFor(const TableMap& map);
+  void HandleDdl(const QueryEvent& query, const RawEvent& raw, uint64_t event_pos, Batch& batch);
+  bool Captured(const std::string& name) const;
   Status HandleRows(const RawEvent& event, uint64_t event_pos, Batch& batch);
   void Commit(uint64_t next_pos, Batch& batch);
   void StartEvent(Event& event, const RawEvent& raw, uint64_t event_pos, uint32_t row,
@@ -93,9 +95,15 @@ class MysqlSource : public Source {
   ChecksumAlg checksum_ = ChecksumAlg::kOff;
   std::vector<uint8_t> post_header_lengths_;
   std::unordered_map<uint32_t, Charset> collations_;
+  // Most bytes per character, by collation id and by character set name (CHARACTER_SETS).
+  std::unordered_map<uint32_t, uint8_t> collation_char_bytes_;
+  std::unordered_map<std::string, uint8_t> charset_char_bytes_;
   std::unordered_map<uint64_t, Table> tables_;  // by table id
   // Latest schema of each captured "db.table", to number versions as TABLE_MAPs change.
   std::unordered_map<std::string, std::shared_ptr<const TableSchema>> schemas_;
+  // The latest DDL statement that gave a captured "db.table" its shape, until the table's next
+  // TABLE_MAP builds a schema.
+  std::unordered_map<std::string, std::string> pending_ddl_;
 
   // The initial snapshot, while one is in progress: its transaction, where the stream starts
   // after it, the tables in the order they are read and how far it got.

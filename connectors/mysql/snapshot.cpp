@@ -113,6 +113,8 @@ ColumnInfo ColumnInfoOf(const CatalogColumn& c) {
   ColumnInfo info;
   info.name = c.name;
   info.key = c.key;
+  info.nullable = c.nullable;
+  info.char_bytes = c.char_bytes;
   info.is_unsigned = c.column_type.find("unsigned") != std::string::npos;
   const std::string& t = c.data_type;
   const bool binary = c.charset.empty();

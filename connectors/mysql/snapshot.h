@@ -38,7 +38,9 @@ struct CatalogColumn {
   uint32_t numeric_precision = 0;
   uint32_t numeric_scale = 0;
   uint32_t datetime_precision = 0;
-  bool key = false;  // part of the primary key
+  bool key = false;        // part of the primary key
+  bool nullable = true;    // IS_NULLABLE
+  uint8_t char_bytes = 0;  // the character set's MAXLEN; 0 without one
 };
 
 // The ColumnInfo a TABLE_MAP would carry for this column, so that snapshot and stream rows share

@@ -397,4 +397,69 @@ std::string TypeName(const ColumnInfo& column) {
   }
 }
 
+std::string CanonicalType(const ColumnInfo& column) {
+  const bool is_unsigned = column.is_unsigned;
+  const bool binary = column.charset == Charset::kBinary;
+  switch (column.type) {
+    case ColumnType::kTiny:
+    case ColumnType::kYear:
+      return "int16";
+    case ColumnType::kShort:
+      return is_unsigned ? "int32" : "int16";
+    case ColumnType::kInt24:
+      return "int32";
+    case ColumnType::kLong:
+      return is_unsigned ? "int64" : "int32";
+    case ColumnType::kLongLong:
+      return is_unsigned ? "uint64" : "int64";
+    case ColumnType::kFloat:
+      return "float32";
+    case ColumnType::kDouble:
+      return "float64";
+    case ColumnType::kNewDecimal:
+      return fmt::format("decimal({},{})", column.precision, column.scale);
+    case ColumnType::kDecimal:
+      return "decimal";  // pre-5.0 DECIMAL: the binlog carries no precision for it
+    case ColumnType::kBit:
+      return column.bits == 1 ? "boolean" : fmt::format("other:bit({})", column.bits);
+    case ColumnType::kDate:
+    case ColumnType::kNewDate:
+      return "date";
+    case ColumnType::kTime:
+    case ColumnType::kTime2:
+      return "time";
+    case ColumnType::kDateTime:
+    case ColumnType::kDateTime2:
+      return "timestamp";
+    case ColumnType::kTimestamp:
+    case ColumnType::kTimestamp2:
+      return "timestamptz";
+    case ColumnType::kVarchar:
+    case ColumnType::kVarString:
+    case ColumnType::kVarcharCompressed:
+    case ColumnType::kString:
+      if (column.logical == Logical::kUuid) return "uuid";
+      if (column.logical == Logical::kInet6 || column.logical == Logical::kInet4) return "string";
+      // The binlog gives the most bytes a value may take; characters are what DDL declares.
+      if (binary) return fmt::format("bytes({})", column.length);
+      if (column.char_bytes == 0) return "string";
+      return fmt::format("string({})", column.length / column.char_bytes);
+    case ColumnType::kBlob:
+    case ColumnType::kTinyBlob:
+    case ColumnType::kMediumBlob:
+    case ColumnType::kLongBlob:
+    case ColumnType::kBlobCompressed:
+      return binary ? "bytes" : "string";  // MariaDB's JSON is LONGTEXT: a string
+    case ColumnType::kJson:
+      return "json";
+    case ColumnType::kEnum:
+    case ColumnType::kSet:
+      return "string";
+    case ColumnType::kGeometry:
+    case ColumnType::kNull:
+      break;
+  }
+  return fmt::format("other:{}", TypeName(column));
+}
+
 }  // namespace tributary::mysql

@@ -79,6 +79,10 @@ struct ColumnInfo {
   bool key = false;
   uint32_t collation = 0;  // character, ENUM and SET columns; 0 when not given
   Charset charset = Charset::kUnknown;
+  // Most bytes one character takes in the column's character set (utf8mb4 4, utf8mb3 3,
+  // latin1 1): what turns `length` into characters. 0 when not known; the source fills it in
+  // from the server's information_schema.CHARACTER_SETS.
+  uint8_t char_bytes = 0;
   Logical logical = Logical::kNone;
   uint32_t geometry_type = 0;
   std::string name;
@@ -106,5 +110,10 @@ uint64_t PeekTableId(std::string_view body, uint8_t post_header_length);
 
 // A readable type name ("int unsigned", "varchar(255)", "enum", "datetime(6)").
 std::string TypeName(const ColumnInfo& column);
+
+// The engine-neutral type the schema registry compares (ColumnSchema::canonical_type,
+// docs/types.md). It follows how values are encoded (docs/mysql.md): "int64" for INT UNSIGNED,
+// "string(n)" with n in characters, "boolean" for BIT(1), "other:bit(n)" for wider BITs.
+std::string CanonicalType(const ColumnInfo& column);
 
 }  // namespace tributary::mysql

@@ -1,17 +1,33 @@
 #include "connectors/postgres/pg_type.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
+#include <string_view>
 
 namespace tributary::postgres {
 namespace {
 
 PgType Scalar(uint32_t oid, const char* name, TypeCategory category) {
-  return PgType{oid, name, category, TypeCategory::kUnmapped, 0};
+  return PgType{.oid = oid, .name = name, .category = category};
 }
 
 PgType ArrayOf(uint32_t oid, const char* name, TypeCategory element, uint32_t element_oid) {
-  return PgType{oid, name, TypeCategory::kArray, element, element_oid};
+  return PgType{.oid = oid,
+                .name = name,
+                .category = TypeCategory::kArray,
+                .element = element,
+                .element_oid = element_oid};
+}
+
+// varchar, bpchar and numeric store their modifier offset by VARHDRSZ.
+constexpr int32_t kVarHeaderSize = 4;
+
+std::string OtherType(std::string_view name) {
+  constexpr std::string_view kCatalog = "pg_catalog.";
+  if (name.starts_with(kCatalog)) name.remove_prefix(kCatalog.size());
+  return fmt::format("other:{}", name);
 }
 
 }  // namespace
@@ -68,6 +84,67 @@ const PgType* BuiltinPgType(uint32_t oid) {
                        [](const PgType& type, uint32_t key) { return type.oid < key; });
   if (it == kBuiltinTypes.end() || it->oid != oid) return nullptr;
   return &*it;
+}
+
+std::string CanonicalType(const PgType& type, int32_t type_modifier) {
+  // A domain is described by the type underneath, under the domain's modifier.
+  const uint32_t oid = type.base_oid != 0 ? type.base_oid : type.oid;
+  const int32_t modifier = type.base_oid != 0 ? type.base_modifier : type_modifier;
+  switch (type.category) {
+    case TypeCategory::kBool:
+      return "boolean";
+    case TypeCategory::kInteger:
+      switch (oid) {
+        case 21:
+          return "int16";
+        case 23:
+          return "int32";
+        default:
+          return "int64";  // int8, and oid (unsigned 32 bits)
+      }
+    case TypeCategory::kFloat:
+      return oid == 700 ? "float32" : "float64";
+    case TypeCategory::kNumeric: {
+      if (modifier < kVarHeaderSize) return "decimal";
+      const int32_t packed = modifier - kVarHeaderSize;
+      const int32_t precision = (packed >> 16) & 0xFFFF;
+      // The scale is an 11-bit signed field: PostgreSQL 15 allows negative scales.
+      const int32_t scale = ((packed & 0x7FF) ^ 1024) - 1024;
+      return fmt::format("decimal({},{})", precision, scale);
+    }
+    case TypeCategory::kText:
+      // varchar(n) and char(n) count characters; "char" (1 byte) and name are plain strings.
+      if ((oid == 1042 || oid == 1043) && modifier >= kVarHeaderSize) {
+        return fmt::format("string({})", modifier - kVarHeaderSize);
+      }
+      return "string";
+    case TypeCategory::kEnum:
+      return "string";
+    case TypeCategory::kBytea:
+      return "bytes";
+    case TypeCategory::kDate:
+      return "date";
+    case TypeCategory::kTime:
+      return "time";
+    case TypeCategory::kTimestamp:
+      return "timestamp";
+    case TypeCategory::kTimestampTz:
+      return "timestamptz";
+    case TypeCategory::kUuid:
+      return "uuid";
+    case TypeCategory::kJson:
+      return "json";
+    case TypeCategory::kArray: {
+      // An array column's modifier is its elements' (varchar(10)[] has 14).
+      if (type.element == TypeCategory::kEnum) return "array<string>";
+      const PgType* element = BuiltinPgType(type.element_oid);
+      if (element == nullptr) return OtherType(type.name);
+      return fmt::format("array<{}>", CanonicalType(*element, modifier));
+    }
+    case TypeCategory::kUnmapped:
+      break;
+  }
+  return OtherType(type.name);
 }
 
 }  // namespace tributary::postgres

@@ -30,10 +30,19 @@ struct PgType {
   TypeCategory category = TypeCategory::kUnmapped;
   TypeCategory element = TypeCategory::kUnmapped;  // arrays only
   uint32_t element_oid = 0;                        // arrays only
+  // Domains: the type underneath (itself no domain), whose values and canonical type the domain
+  // shares, and the domain's type modifier for it (pg_type.typtypmod). 0 for other types.
+  uint32_t base_oid = 0;
+  int32_t base_modifier = -1;
 };
 
 // The built-in types Tributary maps, and their one-dimensional array types; nullptr for any
 // other OID (user-defined types, enums, domains, and built-ins we leave unmapped).
 const PgType* BuiltinPgType(uint32_t oid);
+
+// The engine-neutral type the schema registry compares (ColumnSchema::canonical_type,
+// docs/types.md) of a column of `type` with `type_modifier` (pg_attribute.atttypmod). It follows
+// how values are encoded: a type written as its text is "other:<type name>".
+std::string CanonicalType(const PgType& type, int32_t type_modifier);
 
 }  // namespace tributary::postgres

@@ -420,7 +420,7 @@ Result<PgType> PostgresSource::ResolveType(uint32_t oid) {
   ASSIGN_OR_RETURN(TextRows rows,
                    catalog_->Query(fmt::format(
                        "SELECT t.typtype, t.typcategory, coalesce(e.typtype::text, ''), t.typelem, "
-                       "n.nspname || '.' || t.typname FROM pg_type t "
+                       "n.nspname || '.' || t.typname, t.typbasetype, t.typtypmod FROM pg_type t "
                        "JOIN pg_namespace n ON n.oid = t.typnamespace "
                        "LEFT JOIN pg_type e ON e.oid = t.typelem WHERE t.oid = {}",
                        oid)));
@@ -431,6 +431,15 @@ Result<PgType> PostgresSource::ResolveType(uint32_t oid) {
     type.name = rows[0][4];
     if (rows[0][0] == "e") {
       type.category = TypeCategory::kEnum;
+    } else if (rows[0][0] == "d") {
+      // A domain's values print as its base type's: decode and describe them as those.
+      ASSIGN_OR_RETURN(PgType base, ResolveType(static_cast<uint32_t>(std::stoul(rows[0][5]))));
+      const int32_t modifier = std::stoi(rows[0][6]);
+      type.category = base.category;
+      type.element = base.element;
+      type.element_oid = base.element_oid;
+      type.base_oid = base.base_oid != 0 ? base.base_oid : base.oid;
+      type.base_modifier = modifier != -1 ? modifier : base.base_modifier;
     } else if (rows[0][1] == "A" && rows[0][2] == "e") {
       type.category = TypeCategory::kArray;
       type.element = TypeCategory::kEnum;
@@ -443,33 +452,67 @@ Result<PgType> PostgresSource::ResolveType(uint32_t oid) {
   return type;
 }
 
+// pgoutput's Relation message names the columns, their types and the replica identity; whether
+// a column is nullable and which columns form the primary key only the catalog knows. It is read
+// now, while the message describes the table as of the change that follows: after DDL that the
+// stream has not reached yet the two can differ, and then what the catalog cannot vouch for is
+// left at its least committal (nullable, key = the replica identity).
 Status PostgresSource::HandleRelation() {
   const RelationMessage& rel = message_.relation;
+  std::vector<CatalogColumn> now;
+  std::vector<size_t> primary_key;
+  RETURN_IF_ERROR(ReadCatalogColumns(*catalog_, rel.relation_id, 'n', now, primary_key));
   std::vector<CatalogColumn> columns;
   columns.reserve(rel.columns.size());
+  bool matches = true;
   for (const RelationColumn& column : rel.columns) {
-    columns.push_back(CatalogColumn{.name = std::string(column.name),
-                                    .type_oid = column.type_oid,
-                                    .type_modifier = column.type_modifier,
-                                    .identity = column.key()});
+    CatalogColumn out{.name = std::string(column.name),
+                      .type_oid = column.type_oid,
+                      .type_modifier = column.type_modifier,
+                      .identity = column.key()};
+    auto it = std::find_if(now.begin(), now.end(),
+                           [&](const CatalogColumn& c) { return c.name == out.name; });
+    if (it != now.end()) {
+      out.primary = it->primary;
+      out.nullable = it->nullable;
+    } else {
+      matches = false;
+    }
+    columns.push_back(std::move(out));
+  }
+  matches = matches && std::all_of(primary_key.begin(), primary_key.end(), [&](size_t index) {
+              return std::any_of(columns.begin(), columns.end(),
+                                 [&](const CatalogColumn& c) { return c.name == now[index].name; });
+            });
+  if (!matches) {
+    spdlog::warn(
+        "postgres: The catalog no longer matches the stream's description of a table (altered "
+        "or dropped since); its key is the replica identity until the stream catches up "
+        "source={} table={}.{} relation_id={}",
+        options_.name, rel.schema.empty() ? "pg_catalog" : rel.schema, rel.name, rel.relation_id);
+    for (CatalogColumn& column : columns) column.primary = false;
   }
   ASSIGN_OR_RETURN(Relation relation,
                    MakeRelation(rel.schema.empty() ? "pg_catalog" : std::string(rel.schema),
-                                std::string(rel.name), columns));
+                                std::string(rel.name), rel.relation_id, columns));
   relations_[rel.relation_id] = std::move(relation);
   return Status::Ok();
 }
 
 Result<PostgresSource::Relation> PostgresSource::MakeRelation(
-    std::string schema_name, std::string table_name, const std::vector<CatalogColumn>& columns) {
+    std::string schema_name, std::string table_name, uint32_t relation_id,
+    const std::vector<CatalogColumn>& columns) {
   auto schema = std::make_shared<TableSchema>();
   schema->connector = "postgresql";
   schema->source = options_.name;
   schema->database = database_;
   schema->schema = std::move(schema_name);
   schema->table = std::move(table_name);
+  schema->relation_id = relation_id;
+  const std::vector<bool> key = KeyColumns(columns);
   Relation relation;
-  for (const CatalogColumn& column : columns) {
+  for (size_t i = 0; i < columns.size(); ++i) {
+    const CatalogColumn& column = columns[i];
     ASSIGN_OR_RETURN(PgType type, ResolveType(column.type_oid));
     if (type.category == TypeCategory::kUnmapped && warned_types_.insert(type.oid).second) {
       spdlog::warn(
@@ -477,11 +520,14 @@ Result<PostgresSource::Relation> PostgresSource::MakeRelation(
           "table={}.{} column={} type={}",
           options_.name, schema->schema, schema->table, column.name, type.name);
     }
-    schema->columns.push_back(ColumnSchema{.name = column.name,
-                                           .type_name = type.name,
-                                           .type_oid = column.type_oid,
-                                           .type_modifier = column.type_modifier,
-                                           .key = column.identity});
+    schema->columns.push_back(
+        ColumnSchema{.name = column.name,
+                     .type_name = type.name,
+                     .type_oid = column.type_oid,
+                     .type_modifier = column.type_modifier,
+                     .key = key[i],
+                     .nullable = column.nullable,
+                     .canonical_type = CanonicalType(type, column.type_modifier)});
     relation.types.push_back(std::move(type));
   }
   relation.schema = std::move(schema);
@@ -499,7 +545,8 @@ Status PostgresSource::EmitSnapshotChunk(uint64_t lsn, Batch& batch) {
            it->second.schema->columns[i].type_oid == table.columns[i].type_oid;
   }
   if (!same) {
-    ASSIGN_OR_RETURN(Relation relation, MakeRelation(table.schema, table.table, table.columns));
+    ASSIGN_OR_RETURN(Relation relation,
+                     MakeRelation(table.schema, table.table, table.oid, table.columns));
     it = relations_.insert_or_assign(table.oid, std::move(relation)).first;
   }
   const Relation& relation = it->second;

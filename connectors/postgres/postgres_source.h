@@ -68,7 +68,7 @@ class PostgresSource : public Source {
   Status HandleRow(uint64_t lsn, Batch& batch);
   Status HandleTruncate(uint64_t lsn, Batch& batch);
   Status EmitSnapshotChunk(uint64_t lsn, Batch& batch);
-  Result<Relation> MakeRelation(std::string schema, std::string table,
+  Result<Relation> MakeRelation(std::string schema, std::string table, uint32_t relation_id,
                                 const std::vector<CatalogColumn>& columns);
   std::string PositionText(uint64_t lsn) const {
     return FormatPosition(lsn, snapshotter_.encoded_progress());

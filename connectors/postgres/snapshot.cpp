@@ -136,26 +136,34 @@ Result<std::optional<CatalogTable>> ReadCatalogTable(PgConnection& catalog,
   out.table = table;
   out.estimated_rows = std::max(0.0, std::stod(rel[0][2]));
   const char identity = rel[0][1].empty() ? 'd' : rel[0][1][0];
+  RETURN_IF_ERROR(ReadCatalogColumns(catalog, out.oid, identity, out.columns, out.primary_key));
+  return std::optional<CatalogTable>(std::move(out));
+}
+
+Status ReadCatalogColumns(PgConnection& catalog, uint32_t oid, char replica_identity,
+                          std::vector<CatalogColumn>& columns, std::vector<size_t>& primary_key) {
+  columns.clear();
+  primary_key.clear();
   // pgoutput sends every column that is neither dropped nor generated, in attnum order.
   ASSIGN_OR_RETURN(
-      TextRows columns,
+      TextRows rows,
       catalog.Query(fmt::format(
           "SELECT a.attname, a.atttypid, a.atttypmod, "
           "coalesce((SELECT n FROM pg_index i, unnest(i.indkey) WITH ORDINALITY AS u(k, n) "
           "WHERE i.indrelid = a.attrelid AND i.indisprimary AND u.k = a.attnum "
           "AND u.n <= i.indnkeyatts), 0), "
           "EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND "
-          "i.indisreplident AND a.attnum = ANY (i.indkey)) "
+          "i.indisreplident AND a.attnum = ANY (i.indkey)), a.attnotnull "
           "FROM pg_attribute a WHERE a.attrelid = {} AND a.attnum > 0 AND NOT a.attisdropped "
           "AND a.attgenerated = '' ORDER BY a.attnum",
-          out.oid)));
+          oid)));
   std::vector<std::pair<int, size_t>> key_order;
-  for (size_t i = 0; i < columns.size(); ++i) {
-    const auto& row = columns[i];
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto& row = rows[i];
     const int key_position = std::stoi(row[3]);
     if (key_position > 0) key_order.emplace_back(key_position, i);
     bool identity_column = false;
-    switch (identity) {
+    switch (replica_identity) {
       case 'f':
         identity_column = true;
         break;
@@ -168,14 +176,30 @@ Result<std::optional<CatalogTable>> ReadCatalogTable(PgConnection& catalog,
       default:
         break;
     }
-    out.columns.push_back(CatalogColumn{.name = row[0],
-                                        .type_oid = static_cast<uint32_t>(std::stoul(row[1])),
-                                        .type_modifier = std::stoi(row[2]),
-                                        .identity = identity_column});
+    columns.push_back(CatalogColumn{.name = row[0],
+                                    .type_oid = static_cast<uint32_t>(std::stoul(row[1])),
+                                    .type_modifier = std::stoi(row[2]),
+                                    .identity = identity_column,
+                                    .primary = key_position > 0,
+                                    .nullable = row[5] != "t"});
   }
   std::sort(key_order.begin(), key_order.end());
-  for (const auto& [position, index] : key_order) out.primary_key.push_back(index);
-  return std::optional<CatalogTable>(std::move(out));
+  for (const auto& [position, index] : key_order) primary_key.push_back(index);
+  return Status::Ok();
+}
+
+std::vector<bool> KeyColumns(const std::vector<CatalogColumn>& columns) {
+  const bool has_primary =
+      std::any_of(columns.begin(), columns.end(), [](const CatalogColumn& c) { return c.primary; });
+  const bool identity_has_primary =
+      std::all_of(columns.begin(), columns.end(),
+                  [](const CatalogColumn& c) { return !c.primary || c.identity; });
+  std::vector<bool> key;
+  key.reserve(columns.size());
+  for (const CatalogColumn& c : columns) {
+    key.push_back(has_primary && identity_has_primary ? c.primary : c.identity);
+  }
+  return key;
 }
 
 namespace {

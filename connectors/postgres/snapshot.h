@@ -69,7 +69,14 @@ struct CatalogColumn {
   uint32_t type_oid = 0;
   int32_t type_modifier = -1;
   bool identity = false;  // part of the replica identity, as pgoutput flags it
+  bool primary = false;   // part of the primary key (pg_index.indisprimary)
+  bool nullable = true;   // not pg_attribute.attnotnull
 };
+
+// Which columns make the event key (ColumnSchema::key): the primary key when the table has one
+// and its replica identity carries all of it (DEFAULT, FULL, or USING INDEX on an index that
+// covers it), so that delete events can fill it in; else the replica identity columns.
+std::vector<bool> KeyColumns(const std::vector<CatalogColumn>& columns);
 
 struct CatalogTable {
   uint32_t oid = 0;
@@ -84,6 +91,12 @@ struct CatalogTable {
 Result<std::optional<CatalogTable>> ReadCatalogTable(PgConnection& catalog,
                                                      const std::string& schema,
                                                      const std::string& table);
+
+// The columns of relation `oid` as the catalog describes them now (identity as for
+// REPLICA IDENTITY `replica_identity`, 'd', 'f', 'i' or 'n'), and its primary key as indexes
+// into them in key order. Both empty when the relation no longer exists.
+Status ReadCatalogColumns(PgConnection& catalog, uint32_t oid, char replica_identity,
+                          std::vector<CatalogColumn>& columns, std::vector<size_t>& primary_key);
 
 // The chunk's SELECT: the rows after `after_key` up to `until_key` in primary-key order, `limit`
 // of them, or the whole table when it has no primary key.

@@ -40,7 +40,10 @@ json Normalize(const PgType& type, std::string_view text) {
   Batch batch;
   auto schema = std::make_shared<TableSchema>();
   schema->connector = "postgresql";
-  schema->columns.push_back({"v", type.name, type.oid, -1, false});
+  schema->columns.push_back(ColumnSchema{.name = "v",
+                                         .type_name = type.name,
+                                         .type_oid = type.oid,
+                                         .canonical_type = CanonicalType(type, -1)});
   Result<Value> value = AppendCanonical(type, text, batch);
   BOOST_REQUIRE_MESSAGE(value.ok(), value.status().ToString());
   batch.values.push_back(*value);
