@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -135,8 +136,14 @@ struct Batch {
     return value;
   }
   // Keeps `schema` alive for the batch's lifetime and returns the pointer events store.
+  // Stages that swap an event's schema (masking, the registry) retain theirs after the
+  // source's, so a batch of one table cycles through a few: the last few are checked.
   const TableSchema* Retain(const std::shared_ptr<const TableSchema>& schema) {
-    if (tables.empty() || tables.back() != schema) tables.push_back(schema);
+    const size_t checked = std::min<size_t>(tables.size(), 4);
+    if (std::find(tables.end() - static_cast<ptrdiff_t>(checked), tables.end(), schema) ==
+        tables.end()) {
+      tables.push_back(schema);
+    }
     return schema.get();
   }
   size_t ByteSize() const {

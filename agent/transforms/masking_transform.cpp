@@ -188,7 +188,8 @@ Status MaskingTransform::Apply(Batch& batch) {
   batch.masking_policy = &fingerprint_;
   if (++batches_ % kPruneEveryBatches == 0) plans_.Prune();
   for (Event& event : batch.events) {
-    if (event.table == nullptr) continue;
+    // A schema change has no row images to mask.
+    if (event.table == nullptr || event.op == Op::kSchemaChange) continue;
     ASSIGN_OR_RETURN(Plan * plan,
                      plans_.Get("masking", batch, event.table,
                                 [this](const std::shared_ptr<const TableSchema>& table) {
@@ -204,6 +205,7 @@ Status MaskingTransform::Apply(Batch& batch) {
       RETURN_IF_ERROR(MaskRow(batch, *plan, *image));
       if (event.before == event.after) break;  // one image shared by both: mask it once
     }
+    if (plan->masked) event.table = batch.Retain(plan->masked);
   }
   return Status::Ok();
 }
@@ -241,10 +243,20 @@ MaskingTransform::Plan MaskingTransform::Compile(const TableSchema& table) {
       ++scanned;
     }
   }
-  spdlog::debug(
-      "masking: Compiled plan table={} schema_version={} masked_columns={} "
-      "scanned_columns={}",
-      plan.qualified, table.version, masked, scanned);
+  if (masked > 0) {
+    auto shape = std::make_shared<TableSchema>(table);
+    for (const Step& step : plan.steps) {
+      ColumnSchema& column = shape->columns[step.column];
+      if (step.action == Action::kNull) {
+        column.nullable = true;
+      } else if (step.action != Action::kNone) {
+        column.canonical_type = "string";
+      }
+    }
+    plan.masked = std::move(shape);
+  }
+  spdlog::debug("masking: Compiled plan table={} masked_columns={} scanned_columns={}",
+                plan.qualified, masked, scanned);
   return plan;
 }
 

@@ -62,6 +62,9 @@ class MaskingTransform : public Transform {
     std::string qualified;     // "public.users", for log lines
     std::vector<Step> steps;
     std::vector<uint8_t> warned;  // per column: bit per PiiPattern already logged
+    // The table as its masked events show it (masked columns are strings, `null` ones
+    // nullable), which the schema registry records; null when no rule applies.
+    std::shared_ptr<const TableSchema> masked;
   };
 
   MaskingTransform() = default;

@@ -103,7 +103,11 @@ std::shared_ptr<const TableSchema> Table(std::string schema, std::string table,
   result->schema = std::move(schema);
   result->table = std::move(table);
   for (const Column& c : columns) {
-    result->columns.push_back({.name = c.name, .type_name = c.type, .key = c.key});
+    ColumnSchema column;
+    column.name = c.name;
+    column.type_name = c.type;
+    column.key = c.key;
+    result->columns.push_back(std::move(column));
   }
   result->version = version;
   return result;
@@ -457,6 +461,42 @@ std::string CreateError(const MaskingConfig& config) {
   BOOST_REQUIRE(!result.ok());
   BOOST_TEST(result.status().code() == StatusCode::kInvalidConfig);
   return result.status().message();
+}
+
+BOOST_AUTO_TEST_CASE(masked_events_carry_the_masked_column_types) {
+  auto transform = Make(Config({{.columns = "public.people.email", .action = "hash"},
+                                {.columns = "public.people.age", .action = "keep_last", .n = 1},
+                                {.columns = "public.people.born", .action = "null"}}));
+  auto table = std::make_shared<TableSchema>(*Table(
+      "public", "people", {{"id", "int4", true}, {"email"}, {"age", "int4"}, {"born", "date"}}));
+  for (ColumnSchema& column : table->columns) {
+    column.nullable = false;
+    column.canonical_type = column.type_name == "int4" ? "int32" : "string";
+  }
+  table->columns[3].canonical_type = "date";
+  Batch batch;
+  const std::vector<Cell> row = {R("1"), S("ann@example.com"), R("42"), S("1980-01-02")};
+  AddEvent(batch, table, Op::kCreate, nullptr, &row);
+  AddEvent(batch, table, Op::kCreate, nullptr, &row);
+  BOOST_REQUIRE(transform->Apply(batch).ok());
+  const TableSchema& masked = *batch.events[0].table;
+  BOOST_TEST(&masked != table.get());
+  BOOST_TEST(batch.events[1].table == &masked);              // one masked schema per table version
+  BOOST_TEST(masked.columns[0].canonical_type == "int32");   // no rule: untouched
+  BOOST_TEST(masked.columns[2].canonical_type == "string");  // keep_last writes a string
+  BOOST_TEST(!masked.columns[2].nullable);
+  BOOST_TEST(masked.columns[3].canonical_type == "date");  // null keeps the type…
+  BOOST_TEST(masked.columns[3].nullable);                  // …but is always null
+  BOOST_TEST(masked.columns[1].type_name == "text");       // the source type stays
+  // The batch keeps the masked schema alive, without one entry per event.
+  BOOST_TEST(batch.tables.size() == 2u);
+  // A table without rules keeps its schema.
+  Batch plain;
+  const auto other = Table("public", "other", {{"id", "int4", true}});
+  const std::vector<Cell> one = {R("1")};
+  AddEvent(plain, other, Op::kCreate, nullptr, &one);
+  BOOST_REQUIRE(transform->Apply(plain).ok());
+  BOOST_TEST(plain.events[0].table == other.get());
 }
 
 BOOST_AUTO_TEST_CASE(bad_configs_name_the_rule) {
