@@ -30,6 +30,8 @@ std::string_view SnapshotField(SnapshotMark mark) {
 
 // Debezium's placeholder for a PostgreSQL TOAST value the server did not send, quoted.
 constexpr std::string_view kUnavailableValue = "\"__debezium_unavailable_value\"";
+// The same placeholder as bytes (base64), as Debezium writes it in binary columns.
+constexpr std::string_view kUnavailableBase64 = "\"X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ==\"";
 constexpr std::string_view kPostgresConnector = "postgresql";
 constexpr std::string_view kMysqlConnector = "mysql";
 constexpr std::string_view kMariadbConnector = "mariadb";
@@ -121,6 +123,42 @@ void WriteBinlogSource(const Batch& batch, const Event& event, std::string& out)
   out.append(",\"query\":null");
 }
 
+// "schema.table" (PostgreSQL) or "db.table" (MySQL): the name schema versions are kept under.
+std::string QualifiedName(const TableSchema& table) {
+  return (table.schema.empty() ? table.database : table.schema) + "." + table.table;
+}
+
+// Debezium's TableId.toDoubleQuotedString(): "db"."schema"."table", or "db"."table".
+std::string DebeziumTableId(const TableSchema& table) {
+  std::string id = "\"" + table.database + "\".";
+  if (!table.schema.empty()) id += "\"" + table.schema + "\".";
+  id += "\"" + table.table + "\"";
+  return id;
+}
+
+void AppendBool(bool value, std::string& out) { out.append(value ? "true" : "false"); }
+
+// A text member, or null when empty.
+void AppendTextOrNull(const std::string& text, std::string& out) {
+  if (text.empty()) {
+    out.append("null");
+  } else {
+    AppendJsonString(text, out);
+  }
+}
+
+void AppendKeyColumnNames(const TableSchema& table, std::string& out) {
+  out.push_back('[');
+  bool first = true;
+  for (const ColumnSchema& column : table.columns) {
+    if (!column.key) continue;
+    if (!first) out.push_back(',');
+    first = false;
+    AppendJsonString(column.name, out);
+  }
+  out.push_back(']');
+}
+
 }  // namespace
 
 void AppendJsonString(std::string_view text, std::string& out) {
@@ -141,17 +179,31 @@ EnvelopeWriter::EnvelopeWriter() = default;
 
 void EnvelopeWriter::Write(const Batch& batch, const Event& event, int64_t now_us,
                            std::string& out) {
+  WriteEnvelope(batch, event, now_us, nullptr, out);
+}
+
+void EnvelopeWriter::WriteConnect(const Batch& batch, const Event& event, int64_t now_us,
+                                  const ConnectSchemas& schemas, std::string& out) {
+  out.append("{\"schema\":");
+  out.append(schemas.value);
+  out.append(",\"payload\":");
+  WriteEnvelope(batch, event, now_us, &schemas, out);
+  out.push_back('}');
+}
+
+void EnvelopeWriter::WriteEnvelope(const Batch& batch, const Event& event, int64_t now_us,
+                                   const ConnectSchemas* connect, std::string& out) {
   assert(event.table != nullptr);
   const bool truncate = event.op == Op::kTruncate;
   out.append("{\"before\":");
   if (event.before && !truncate) {
-    WriteRow(batch, *event.table, *event.before, /*keys_only=*/false, out);
+    WriteRow(batch, *event.table, *event.before, /*keys_only=*/false, connect, out);
   } else {
     out.append("null");
   }
   out.append(",\"after\":");
   if (event.after && !truncate) {
-    WriteRow(batch, *event.table, *event.after, /*keys_only=*/false, out);
+    WriteRow(batch, *event.table, *event.after, /*keys_only=*/false, connect, out);
   } else {
     out.append("null");
   }
@@ -177,12 +229,27 @@ void EnvelopeWriter::WriteKey(const Batch& batch, const Event& event, std::strin
     out.append("null");
     return;
   }
-  WriteRow(batch, *event.table, *image, /*keys_only=*/true, out);
+  WriteRow(batch, *event.table, *image, /*keys_only=*/true, nullptr, out);
+}
+
+void EnvelopeWriter::WriteConnectKey(const Batch& batch, const Event& event,
+                                     const ConnectSchemas& schemas, std::string& out) {
+  const std::optional<uint32_t>& image = event.op == Op::kDelete ? event.before : event.after;
+  if (event.op == Op::kTruncate || !image || schemas.key.empty()) {
+    out.append("null");
+    return;
+  }
+  out.append("{\"schema\":");
+  out.append(schemas.key);
+  out.append(",\"payload\":");
+  WriteRow(batch, *event.table, *image, /*keys_only=*/true, &schemas, out);
+  out.push_back('}');
 }
 
 void EnvelopeWriter::WriteRow(const Batch& batch, const TableSchema& table, uint32_t first,
-                              bool keys_only, std::string& out) {
+                              bool keys_only, const ConnectSchemas* connect, std::string& out) {
   assert(first + table.columns.size() <= batch.values.size());
+  assert(connect == nullptr || connect->columns.size() == table.columns.size());
   out.push_back('{');
   bool empty = true;
   for (size_t i = 0; i < table.columns.size(); ++i) {
@@ -198,13 +265,18 @@ void EnvelopeWriter::WriteRow(const Batch& batch, const TableSchema& table, uint
         out.append("null");
         break;
       case ValueKind::kUnavailable:
-        out.append(kUnavailableValue);
+        out.append(connect != nullptr && connect->columns[i].bytes ? kUnavailableBase64
+                                                                   : kUnavailableValue);
         break;
       case ValueKind::kString:
         AppendJsonString(batch.Text(value), out);
         break;
       case ValueKind::kRaw:
-        out.append(batch.Text(value));
+        if (connect != nullptr && connect->columns[i].quote_raw) {
+          AppendJsonString(batch.Text(value), out);
+        } else {
+          out.append(batch.Text(value));
+        }
         break;
     }
   }
@@ -261,6 +333,116 @@ void EnvelopeWriter::WriteSource(const Batch& batch, const Event& event, std::st
     out.append(",\"masking_policy\":");
     AppendJsonString(*batch.masking_policy, out);
   }
+  out.push_back('}');
+}
+
+void EnvelopeWriter::WriteSchemaChange(const Batch& batch, const Event& event, std::string& out) {
+  assert(event.table != nullptr);
+  const TableSchema& table = *event.table;
+  out.append("{\"source\":");
+  WriteSource(batch, event, out);
+  out.append(",\"databaseName\":");
+  AppendJsonString(table.database, out);
+  out.append(",\"schemaName\":");
+  AppendTextOrNull(table.schema, out);
+  out.append(",\"ddl\":");
+  AppendTextOrNull(table.ddl, out);
+  // Debezium's part: one table change in its shape.
+  out.append(",\"tableChanges\":[{\"type\":");
+  out.append(table.dropped ? "\"DROP\"" : table.previous_version == 0 ? "\"CREATE\"" : "\"ALTER\"");
+  out.append(",\"id\":");
+  AppendJsonString(DebeziumTableId(table), out);
+  out.append(",\"table\":{\"primaryKeyColumnNames\":");
+  AppendKeyColumnNames(table, out);
+  out.append(",\"columns\":[");
+  for (size_t i = 0; i < table.columns.size(); ++i) {
+    const ColumnSchema& column = table.columns[i];
+    if (i > 0) out.push_back(',');
+    out.append("{\"name\":");
+    AppendJsonString(column.name, out);
+    out.append(",\"typeName\":");
+    AppendJsonString(column.type_name, out);
+    out.append(",\"position\":");
+    AppendNumber(i + 1, out);
+    out.append(",\"optional\":");
+    AppendBool(column.nullable, out);
+    out.push_back('}');
+  }
+  out.append("]}}]");
+  // Tributary's part: the registry's view of the version.
+  out.append(",\"table\":");
+  AppendJsonString(QualifiedName(table), out);
+  out.append(",\"version\":");
+  AppendNumber(table.version, out);
+  out.append(",\"previous_version\":");
+  AppendNumber(table.previous_version, out);
+  out.append(",\"compatible\":");
+  AppendBool(table.compatible, out);
+  out.append(",\"problems\":[");
+  for (size_t i = 0; i < table.problems.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    AppendJsonString(table.problems[i], out);
+  }
+  out.append("],\"dropped\":");
+  AppendBool(table.dropped, out);
+  out.append(",\"columns\":[");
+  for (size_t i = 0; i < table.columns.size(); ++i) {
+    const ColumnSchema& column = table.columns[i];
+    if (i > 0) out.push_back(',');
+    out.append("{\"name\":");
+    AppendJsonString(column.name, out);
+    out.append(",\"type\":");
+    AppendJsonString(column.type_name, out);
+    out.append(",\"canonical_type\":");
+    AppendJsonString(column.canonical_type, out);
+    out.append(",\"nullable\":");
+    AppendBool(column.nullable, out);
+    out.append(",\"key\":");
+    AppendBool(column.key, out);
+    out.append(",\"position\":");
+    AppendNumber(i + 1, out);
+    out.push_back('}');
+  }
+  out.append("],\"primary_key\":");
+  AppendKeyColumnNames(table, out);
+  out.append(",\"position\":");
+  AppendJsonString(batch.Text(event.position), out);
+  out.append(",\"ts_ms\":");
+  AppendNumber(MicrosToMillis(event.meta.commit_ts_us), out);
+  out.push_back('}');
+}
+
+void EnvelopeWriter::WriteSchemaChangeKey(const Event& event, std::string& out) {
+  assert(event.table != nullptr);
+  out.append("{\"source\":");
+  AppendJsonString(event.table->source, out);
+  out.append(",\"table\":");
+  AppendJsonString(QualifiedName(*event.table), out);
+  out.push_back('}');
+}
+
+void EnvelopeWriter::WriteConnectSchemaChange(const Batch& batch, const Event& event,
+                                              std::string& out) {
+  assert(event.table != nullptr);
+  auto schema = schema_change_schemas_.find(event.table->connector);
+  if (schema == schema_change_schemas_.end()) {
+    schema = schema_change_schemas_
+                 .emplace(event.table->connector, SchemaChangeValueConnectSchema(*event.table))
+                 .first;
+  }
+  out.append("{\"schema\":");
+  out.append(schema->second);
+  out.append(",\"payload\":");
+  WriteSchemaChange(batch, event, out);
+  out.push_back('}');
+}
+
+void EnvelopeWriter::WriteConnectSchemaChangeKey(const Event& event, std::string& out) {
+  if (schema_change_key_schema_.empty()) schema_change_key_schema_ = SchemaChangeKeyConnectSchema();
+  out.append("{\"schema\":");
+  out.append(schema_change_key_schema_);
+  out.append(",\"payload\":");
+  WriteSchemaChangeKey(event, out);
   out.push_back('}');
 }
 

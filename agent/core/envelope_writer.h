@@ -1,9 +1,12 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 
+#include "agent/core/connect_schema.h"
 #include "agent/core/event.h"
 
 namespace tributary {
@@ -23,12 +26,34 @@ class EnvelopeWriter {
   // Appends the event's key (the key columns as a JSON object; "null" without key columns).
   void WriteKey(const Batch& batch, const Event& event, std::string& out);
 
+  // The same in Kafka Connect's JsonConverter form, {"schema":…,"payload":…}, with `schemas`
+  // built for the event's table and topic (BuildConnectSchemas). The payload is the plain
+  // envelope or key, except as ConnectColumn says. A key without key columns is "null".
+  void WriteConnect(const Batch& batch, const Event& event, int64_t now_us,
+                    const ConnectSchemas& schemas, std::string& out);
+  void WriteConnectKey(const Batch& batch, const Event& event, const ConnectSchemas& schemas,
+                       std::string& out);
+
+  // A kSchemaChange event's value (docs/events.md, "Schema-change events"): `event.table` is
+  // the new version. Its key, {"source":…,"table":…}, keeps one table's changes in order.
+  void WriteSchemaChange(const Batch& batch, const Event& event, std::string& out);
+  void WriteSchemaChangeKey(const Event& event, std::string& out);
+  // The same in Connect form; the schemas are built once per connector.
+  void WriteConnectSchemaChange(const Batch& batch, const Event& event, std::string& out);
+  void WriteConnectSchemaChangeKey(const Event& event, std::string& out);
+
  private:
+  void WriteEnvelope(const Batch& batch, const Event& event, int64_t now_us,
+                     const ConnectSchemas* connect, std::string& out);
   // Writes the row image at batch.values[first], one value per column, as an object; with
-  // `keys_only`, just the key columns.
+  // `keys_only`, just the key columns; with `connect`, values as its columns say.
   void WriteRow(const Batch& batch, const TableSchema& table, uint32_t first, bool keys_only,
-                std::string& out);
+                const ConnectSchemas* connect, std::string& out);
   void WriteSource(const Batch& batch, const Event& event, std::string& out);
+
+  // Connector → the schema-change value schema of its sources.
+  std::map<std::string, std::string, std::less<>> schema_change_schemas_;
+  std::string schema_change_key_schema_;
 };
 
 // Appends `text` as a quoted JSON string: escapes '"', '\' and control characters (as RapidJSON

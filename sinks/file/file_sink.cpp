@@ -15,6 +15,9 @@
 namespace tributary {
 namespace {
 
+// Where every source's schema-change events go (docs/events.md).
+constexpr std::string_view kSchemaChangeTopic = "{source}.schema-changes";
+
 // The topic name for `table`, or kInvalidConfig for a bad template. The name becomes one
 // directory: a leading '.' is prefixed with '_' as well, since dot files are in-progress
 // segments and . and .. are not names.
@@ -49,24 +52,60 @@ Status FileSink::Open(AckCallback on_durable) {
   return Status::Ok();
 }
 
-Result<TopicWriter*> FileSink::TopicFor(const Batch& batch, const TableSchema* table) {
-  ASSIGN_OR_RETURN(
-      TopicWriter * *writer,
-      topic_by_table_.Get(
-          "file-sink " + options_.name, batch, table,
-          [&](const std::shared_ptr<const TableSchema>& schema) -> Result<TopicWriter*> {
-            ASSIGN_OR_RETURN(std::string name,
-                             FormatTopic(options_.name, options_.topic_template, *schema));
-            auto topic = topics_.find(name);
-            if (topic == topics_.end()) {
-              auto created =
-                  std::make_unique<TopicWriter>(name, options_.path / name, options_.rotate_bytes);
-              RETURN_IF_ERROR(created->Recover());
-              topic = topics_.emplace(name, std::move(created)).first;
-            }
-            return topic->second.get();
-          }));
-  return *writer;
+Result<TopicWriter*> FileSink::OpenTopic(const std::string& name) {
+  auto topic = topics_.find(name);
+  if (topic == topics_.end()) {
+    auto created = std::make_unique<TopicWriter>(name, options_.path / name, options_.rotate_bytes);
+    RETURN_IF_ERROR(created->Recover());
+    topic = topics_.emplace(name, std::move(created)).first;
+  }
+  return topic->second.get();
+}
+
+Result<FileSink::TableRoute*> FileSink::RouteFor(const Batch& batch, const TableSchema* table) {
+  return route_by_table_.Get(
+      "file-sink " + options_.name, batch, table,
+      [&](const std::shared_ptr<const TableSchema>& schema) -> Result<TableRoute> {
+        ASSIGN_OR_RETURN(std::string topic,
+                         FormatTopic(options_.name, options_.topic_template, *schema));
+        TableRoute route;
+        route.topic = std::move(topic);
+        return route;
+      });
+}
+
+Status FileSink::AppendRow(const Batch& batch, const Event& event, int64_t now_us,
+                           TableRoute& route) {
+  if (route.rows == nullptr) {
+    ASSIGN_OR_RETURN(route.rows, OpenTopic(route.topic));
+    if (options_.schemas) route.connect = BuildConnectSchemas(*event.table, route.topic);
+  }
+  return route.rows->Append(batch.Text(event.position), [&](std::string& out) {
+    if (route.connect) {
+      envelope_writer_.WriteConnect(batch, event, now_us, *route.connect, out);
+    } else {
+      envelope_writer_.Write(batch, event, now_us, out);
+    }
+  });
+}
+
+Status FileSink::AppendSchemaChange(const Batch& batch, const Event& event, TableRoute& route) {
+  if (route.schema_changes == nullptr) {
+    ASSIGN_OR_RETURN(std::string name,
+                     FormatTopic(options_.name, kSchemaChangeTopic, *event.table));
+    ASSIGN_OR_RETURN(route.schema_changes, OpenTopic(name));
+    if (std::find(schema_change_topics_.begin(), schema_change_topics_.end(),
+                  route.schema_changes) == schema_change_topics_.end()) {
+      schema_change_topics_.push_back(route.schema_changes);
+    }
+  }
+  return route.schema_changes->Append(batch.Text(event.position), [&](std::string& out) {
+    if (options_.schemas) {
+      envelope_writer_.WriteConnectSchemaChange(batch, event, out);
+    } else {
+      envelope_writer_.WriteSchemaChange(batch, event, out);
+    }
+  });
 }
 
 Status FileSink::Submit(const Batch& batch) {
@@ -74,9 +113,10 @@ Status FileSink::Submit(const Batch& batch) {
   if (!batch.events.empty()) {
     const int64_t now_us = UnixMicrosNow();
     for (const Event& event : batch.events) {
-      Result<TopicWriter*> topic = TopicFor(batch, event.table);
-      if (!topic.ok()) return Fail(topic.status());
-      Status status = (*topic)->Append(envelope_writer_, batch, event, now_us);
+      Result<TableRoute*> route = RouteFor(batch, event.table);
+      if (!route.ok()) return Fail(route.status());
+      Status status = event.op == Op::kSchemaChange ? AppendSchemaChange(batch, event, **route)
+                                                    : AppendRow(batch, event, now_us, **route);
       if (!status.ok()) return Fail(std::move(status));
     }
   }
@@ -97,6 +137,12 @@ Status FileSink::Poll() {
 
 Status FileSink::Flush() {
   if (!failure_.ok()) return failure_;
+  // Schema changes first: a crash between two topics' syncs must not leave rows of a new
+  // version durable without the schema change that precedes them.
+  for (TopicWriter* topic : schema_change_topics_) {
+    Status status = topic->Sync();
+    if (!status.ok()) return Fail(std::move(status));
+  }
   for (auto& [name, topic] : topics_) {
     Status status = topic->Sync();
     if (!status.ok()) return Fail(std::move(status));
@@ -106,12 +152,13 @@ Status FileSink::Flush() {
   std::deque<PendingBatch> durable = std::exchange(pending_, {});
   pending_bytes_ = 0;
   for (const PendingBatch& batch : durable) on_durable_(batch.sequence);
-  topic_by_table_.Prune();
+  route_by_table_.Prune();
   return Status::Ok();
 }
 
 void FileSink::Close() {
-  topic_by_table_.Clear();
+  route_by_table_.Clear();
+  schema_change_topics_.clear();
   topics_.clear();
   pending_.clear();
   pending_bytes_ = 0;

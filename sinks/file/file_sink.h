@@ -6,8 +6,11 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "agent/core/connect_schema.h"
 #include "agent/core/envelope_writer.h"
 #include "agent/core/event.h"
 #include "agent/core/sink.h"
@@ -24,9 +27,12 @@ struct FileSinkOptions {
   std::string topic_template = "{source}.{schema}.{table}";
   uint64_t rotate_bytes = 128 << 20;
   std::chrono::milliseconds flush_interval{200};
+  // Kafka Connect's JsonConverter form: {"schema":…,"payload":…} for every line.
+  bool schemas = false;
 };
 
-// Writes envelopes as JSON lines into <path>/<topic>/ segments (DESIGN.md §6, TopicWriter).
+// Writes envelopes as JSON lines into <path>/<topic>/ segments (DESIGN.md §6, TopicWriter);
+// schema-change events go to the topic "{source}.schema-changes".
 // Acks a batch once a Flush has fsynced its lines and the watermarks that cover them; flushes
 // on flush_interval from Poll. Events at or below the last position a topic took (after a
 // crash, its watermark's) are replays and are skipped, so each change is written once.
@@ -48,7 +54,18 @@ class FileSink : public Sink {
     uint64_t sequence;
     size_t bytes;
   };
-  Result<TopicWriter*> TopicFor(const Batch& batch, const TableSchema* table);
+  // Where one table version's events go; the topics are opened on first use, so a version
+  // that only ever has a schema change (a dropped table) creates no row directory.
+  struct TableRoute {
+    std::string topic;
+    TopicWriter* rows = nullptr;
+    TopicWriter* schema_changes = nullptr;
+    std::optional<ConnectSchemas> connect;  // with `schemas`, built with the first row
+  };
+  Result<TableRoute*> RouteFor(const Batch& batch, const TableSchema* table);
+  Result<TopicWriter*> OpenTopic(const std::string& name);
+  Status AppendRow(const Batch& batch, const Event& event, int64_t now_us, TableRoute& route);
+  Status AppendSchemaChange(const Batch& batch, const Event& event, TableRoute& route);
   // Remembers the failure: after an I/O error nothing more may be acked.
   Status Fail(Status status);
 
@@ -57,7 +74,9 @@ class FileSink : public Sink {
   EnvelopeWriter envelope_writer_;
   // Topic directories are recovered on first use: other sinks may own the rest of `path`.
   std::map<std::string, std::unique_ptr<TopicWriter>> topics_;
-  TableCache<TopicWriter*> topic_by_table_;
+  TableCache<TableRoute> route_by_table_;
+  // Synced before the other topics, so a schema change is never less durable than its rows.
+  std::vector<TopicWriter*> schema_change_topics_;
   std::deque<PendingBatch> pending_;
   size_t pending_bytes_ = 0;
   std::chrono::steady_clock::time_point last_flush_;

@@ -204,22 +204,21 @@ Status TopicWriter::Corrupt(const std::string& problem) const {
       dir_.string(), problem));
 }
 
-Status TopicWriter::Append(EnvelopeWriter& writer, const Batch& batch, const Event& event,
-                           int64_t now_us) {
-  std::string_view position = batch.Text(event.position);
+bool TopicWriter::IsReplay(std::string_view position) {
   // Positions grow within a source, so a position at or below the last one taken is a replay:
   // after a crash (from the watermark) or after the source reconnected to its checkpoint.
   if (!last_position_.empty() && position <= last_position_) {
     ++skipped_;
-    return Status::Ok();
+    return true;
   }
   if (skipped_ > 0) {
     spdlog::info("file-sink: Skipped events already written topic={} count={}", name_, skipped_);
     skipped_ = 0;
   }
+  return false;
+}
 
-  size_t line_start = buffer_.size();
-  writer.Write(batch, event, now_us, buffer_);
+Status TopicWriter::Appended(std::string_view position, size_t line_start) {
   buffer_ += '\n';
   uint64_t segment_bytes = file_bytes_ + line_start;
   if (segment_bytes > 0 && segment_bytes + (buffer_.size() - line_start) > rotate_bytes_) {

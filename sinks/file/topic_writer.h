@@ -3,10 +3,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include "agent/core/envelope_writer.h"
-#include "agent/core/event.h"
 #include "agent/core/status.h"
 
 namespace tributary {
@@ -30,10 +29,17 @@ class TopicWriter {
   // Locks the directory: a second writer (another sink, another agent) is an error.
   Status Recover();
 
-  // Buffers the event's envelope line, unless its position is at or below the last one this
-  // topic took, including the recovered watermark's: a replay of what the topic already holds.
-  // Rotates first when the line would take a non-empty segment past rotate_bytes.
-  Status Append(EnvelopeWriter& writer, const Batch& batch, const Event& event, int64_t now_us);
+  // Buffers the line `write_line(std::string& out)` appends (one event, no newline), unless
+  // `position` is at or below the last one this topic took, including the recovered
+  // watermark's: a replay of what the topic already holds. Rotates first when the line would
+  // take a non-empty segment past rotate_bytes.
+  template <typename WriteLine>
+  Status Append(std::string_view position, WriteLine&& write_line) {
+    if (IsReplay(position)) return Status::Ok();
+    const size_t line_start = buffer_.size();
+    write_line(buffer_);
+    return Appended(position, line_start);
+  }
 
   // Writes the buffer, fsyncs the segment and saves the watermark, if anything was appended
   // since the last call.
@@ -44,6 +50,11 @@ class TopicWriter {
   void Close();
 
  private:
+  // Counts and says so when `position` is a replay; logs the count skipped before a new one.
+  bool IsReplay(std::string_view position);
+  // Ends the line appended at buffer_[line_start…] and takes `position` as the last one.
+  Status Appended(std::string_view position, size_t line_start);
+
   std::filesystem::path InProgressPath(uint64_t segment) const;
   std::filesystem::path CompletedPath(uint64_t segment) const;
   std::filesystem::path WatermarkPath() const;

@@ -19,6 +19,8 @@ namespace {
 constexpr size_t kMaxTopicLength = 249;
 constexpr int kQueueFullPollMs = 100;
 constexpr int kFlushStepMs = 100;
+// Where every source's schema-change events go (docs/events.md).
+constexpr std::string_view kSchemaChangeTopic = "{source}.schema-changes";
 
 // librdkafka settings a first-class option owns: setting them under `librdkafka:` would
 // silently change what the sink promises (delivery, partitioning, where it connects).
@@ -160,28 +162,62 @@ Status KafkaSink::Open(AckCallback on_durable) {
   return Status::Ok();
 }
 
-Result<const KafkaSink::TableTopic*> KafkaSink::TopicFor(const Batch& batch,
-                                                         const TableSchema* table) {
-  ASSIGN_OR_RETURN(
-      TableTopic * topic,
-      topic_by_table_.Get(
-          "kafka-sink " + options_.name, batch, table,
-          [&](const std::shared_ptr<const TableSchema>& schema) -> Result<TableTopic> {
-            ASSIGN_OR_RETURN(std::string name,
-                             FormatTopic(options_.name, options_.topic_template, *schema));
-            auto handle = topics_.find(name);
-            if (handle == topics_.end()) {
-              rd_kafka_topic_t* created = rd_kafka_topic_new(producer_, name.c_str(), nullptr);
-              if (created == nullptr) {
-                return Status::Fatal(fmt::format("kafka-sink {}: cannot create topic handle {}: {}",
-                                                 options_.name, name,
-                                                 rd_kafka_err2str(rd_kafka_last_error())));
-              }
-              handle = topics_.emplace(name, created).first;
-            }
-            return TableTopic{handle->second, std::to_string(schema->version)};
-          }));
-  return topic;
+Result<rd_kafka_topic_t*> KafkaSink::TopicHandle(const std::string& name) {
+  auto handle = topics_.find(name);
+  if (handle == topics_.end()) {
+    rd_kafka_topic_t* created = rd_kafka_topic_new(producer_, name.c_str(), nullptr);
+    if (created == nullptr) {
+      return Status::Fatal(fmt::format("kafka-sink {}: cannot create topic handle {}: {}",
+                                       options_.name, name,
+                                       rd_kafka_err2str(rd_kafka_last_error())));
+    }
+    handle = topics_.emplace(name, created).first;
+  }
+  return handle->second;
+}
+
+Result<KafkaSink::TableTopic*> KafkaSink::TopicFor(const Batch& batch, const TableSchema* table) {
+  return topic_by_table_.Get(
+      "kafka-sink " + options_.name, batch, table,
+      [&](const std::shared_ptr<const TableSchema>& schema) -> Result<TableTopic> {
+        TableTopic topic;
+        ASSIGN_OR_RETURN(topic.topic, FormatTopic(options_.name, options_.topic_template, *schema));
+        topic.version_text = std::to_string(schema->version);
+        return topic;
+      });
+}
+
+Result<rd_kafka_topic_t*> KafkaSink::Serialize(const Batch& batch, const Event& event,
+                                               int64_t now_us, TableTopic& topic) {
+  key_.clear();
+  value_.clear();
+  if (event.op == Op::kSchemaChange) {
+    if (topic.schema_changes == nullptr) {
+      ASSIGN_OR_RETURN(std::string name,
+                       FormatTopic(options_.name, kSchemaChangeTopic, *event.table));
+      ASSIGN_OR_RETURN(topic.schema_changes, TopicHandle(name));
+    }
+    if (options_.schemas) {
+      envelope_writer_.WriteConnectSchemaChangeKey(event, key_);
+      envelope_writer_.WriteConnectSchemaChange(batch, event, value_);
+    } else {
+      envelope_writer_.WriteSchemaChangeKey(event, key_);
+      envelope_writer_.WriteSchemaChange(batch, event, value_);
+    }
+    return topic.schema_changes;
+  }
+  if (topic.handle == nullptr) {
+    ASSIGN_OR_RETURN(topic.handle, TopicHandle(topic.topic));
+    if (options_.schemas) topic.connect = BuildConnectSchemas(*event.table, topic.topic);
+  }
+  if (topic.connect) {
+    envelope_writer_.WriteConnectKey(batch, event, *topic.connect, key_);
+    envelope_writer_.WriteConnect(batch, event, now_us, *topic.connect, value_);
+  } else {
+    envelope_writer_.WriteKey(batch, event, key_);
+    envelope_writer_.Write(batch, event, now_us, value_);
+  }
+  return topic.handle;
 }
 
 Status KafkaSink::Submit(const Batch& batch) {
@@ -189,14 +225,12 @@ Status KafkaSink::Submit(const Batch& batch) {
   batches_.push_back({batch.sequence, 0, false});
   const int64_t now_us = UnixMicrosNow();
   for (const Event& event : batch.events) {
-    Result<const TableTopic*> topic = TopicFor(batch, event.table);
+    Result<TableTopic*> topic = TopicFor(batch, event.table);
     if (!topic.ok()) return Fail(topic.status());
-    key_.clear();
-    envelope_writer_.WriteKey(batch, event, key_);
+    Result<rd_kafka_topic_t*> handle = Serialize(batch, event, now_us, **topic);
+    if (!handle.ok()) return Fail(handle.status());
     // A table without a key gets a null key, which the partitioner spreads at random.
     const std::string_view key = key_ == "null" ? std::string_view() : std::string_view(key_);
-    value_.clear();
-    envelope_writer_.Write(batch, event, now_us, value_);
     const std::string_view position = batch.Text(event.position);
     const char op = static_cast<char>(event.op);
     const bool tombstone = event.op == Op::kDelete && options_.tombstones && !key.empty();
@@ -206,9 +240,8 @@ Status KafkaSink::Submit(const Batch& batch) {
       AddHeader(headers, "source.schema_version", (*topic)->version_text);
       AddHeader(headers, "source.position", position);
       // The second record of a delete is its tombstone: same key, null value.
-      Status status =
-          Produce((*topic)->handle, key, record == 0 ? &value_ : nullptr, headers, batch.sequence,
-                  /*dead_letter=*/false);
+      Status status = Produce(*handle, key, record == 0 ? &value_ : nullptr, headers,
+                              batch.sequence, /*dead_letter=*/false);
       if (!status.ok()) return Fail(std::move(status));
     }
   }

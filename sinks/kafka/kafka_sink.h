@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/core/connect_schema.h"
 #include "agent/core/envelope_writer.h"
 #include "agent/core/event.h"
 #include "agent/core/sink.h"
@@ -25,6 +26,7 @@ struct KafkaSinkOptions {
   // {source}, {schema} (the database when the table has no schema), {database}, {table}.
   std::string topic_template = "{source}.{schema}.{table}";
   bool tombstones = true;  // a null-value record with the key after each delete
+  bool schemas = false;    // key and value in Kafka Connect's JsonConverter form
   std::string dlq_topic;   // where messages rejected for good go; empty: such a failure is fatal
   // Passed to rd_kafka_conf_set after our defaults; see CheckKafkaSinkOptions.
   std::vector<std::pair<std::string, std::string>> librdkafka;
@@ -38,7 +40,8 @@ std::vector<std::string> CheckKafkaSinkOptions(const KafkaSinkOptions& options,
 
 // Produces each event as one Kafka record: key = the primary key as JSON, value = the Debezium
 // envelope, headers op, source.schema_version and source.position, partitioned like the Java
-// client (murmur2 of the key). Idempotent producer with acks=all.
+// client (murmur2 of the key). Idempotent producer with acks=all. Schema-change events go to
+// "{source}.schema-changes", keyed by source and table, without tombstones.
 //
 // A batch is acked once every record of it (and of every earlier batch) has a successful
 // delivery report; reports are served from Poll and Flush, on the pipeline's thread. Retriable
@@ -68,10 +71,14 @@ class KafkaSink : public Sink {
     size_t remaining;  // records without a successful delivery report
     bool sealed;       // Submit has produced all of the batch's records
   };
-  // What every record of one table version shares.
+  // What every record of one table version shares. Handles are owned by topics_ and looked
+  // up on first use, so a version that only has a schema change touches no row topic.
   struct TableTopic {
-    rd_kafka_topic_t* handle;  // owned by topics_
-    std::string version_text;  // the source.schema_version header
+    std::string topic;
+    rd_kafka_topic_t* handle = nullptr;          // the rows' topic
+    rd_kafka_topic_t* schema_changes = nullptr;  // {source}.schema-changes
+    std::string version_text;                    // the source.schema_version header
+    std::optional<ConnectSchemas> connect;       // with `schemas`, built with the first row
   };
   // A record rejected for good, waiting to be written to the dead-letter topic.
   struct DeadLetter {
@@ -87,7 +94,11 @@ class KafkaSink : public Sink {
   static void OnError(rd_kafka_t* rk, int error, const char* reason, void* opaque);
   void HandleDelivery(const rd_kafka_message_t& message);
 
-  Result<const TableTopic*> TopicFor(const Batch& batch, const TableSchema* table);
+  Result<TableTopic*> TopicFor(const Batch& batch, const TableSchema* table);
+  Result<rd_kafka_topic_t*> TopicHandle(const std::string& name);
+  // Writes the event's key and value into key_ and value_; returns the topic they go to.
+  Result<rd_kafka_topic_t*> Serialize(const Batch& batch, const Event& event, int64_t now_us,
+                                      TableTopic& topic);
   // Produces one record, polling while librdkafka's queue is full (never dropping). A record
   // librdkafka rejects for good before sending is queued as a dead letter.
   Status Produce(rd_kafka_topic_t* topic, std::string_view key, const std::string* value,

@@ -1,4 +1,6 @@
 #define BOOST_TEST_MODULE kafka_sink_test
+#include "sinks/kafka/kafka_sink.h"
+
 #include <fmt/format.h>
 #include <libpq-fe.h>
 #include <signal.h>
@@ -416,6 +418,90 @@ BOOST_AUTO_TEST_CASE(kill_9_mid_stream_then_restart_loses_nothing) {
                                      << ", duplicates " << replay.duplicates);
   BOOST_TEST(committed > 100);
   BOOST_TEST(CompareWithTable(setup, replay) == 0u);
+}
+
+// The sink in-process against the mock cluster: schema-change events (which the pipeline puts
+// before a version's first row) go to {source}.schema-changes, keyed by source and table, and
+// `schemas: true` wraps keys and values in the Connect form.
+BOOST_AUTO_TEST_CASE(schema_changes_go_to_their_topic_and_schemas_true_wraps_records) {
+  auto kafka = MockKafka::Start();
+  kafka->CreateTopic("shop.schema-changes", 1);
+  kafka->CreateTopic("shop.public.t", 1);
+  auto table = std::make_shared<TableSchema>();
+  table->connector = "postgresql";
+  table->source = "shop";
+  table->database = "shopdb";
+  table->schema = "public";
+  table->table = "t";
+  table->version = 2;
+  table->previous_version = 1;
+  ColumnSchema id;
+  id.name = "id";
+  id.type_name = "int4";
+  id.canonical_type = "int32";
+  id.key = true;
+  id.nullable = false;
+  table->columns = {id};
+
+  Batch batch;
+  batch.sequence = 1;
+  Event change;
+  change.op = Op::kSchemaChange;
+  change.table = batch.Retain(table);
+  change.position = batch.AddValue(ValueKind::kString, "0000000000000001");
+  batch.events.push_back(change);
+  Event insert = change;
+  insert.op = Op::kCreate;
+  insert.after = static_cast<uint32_t>(batch.values.size());
+  batch.values.push_back(batch.AddValue(ValueKind::kRaw, "42"));
+  batch.events.push_back(insert);
+  Event del = insert;
+  del.op = Op::kDelete;
+  del.before = del.after;
+  del.after.reset();
+  del.position = batch.AddValue(ValueKind::kString, "0000000000000002");
+  batch.events.push_back(del);
+  batch.commit_position = "0000000000000002";
+
+  std::vector<uint64_t> acks;
+  KafkaSink sink(KafkaSinkOptions{.name = "events",
+                                  .brokers = kafka->bootstrap(),
+                                  .topic_template = "{source}.{schema}.{table}",
+                                  .tombstones = true,
+                                  .schemas = true,
+                                  .dlq_topic = "",
+                                  .librdkafka = {}});
+  BOOST_REQUIRE(sink.Open([&](uint64_t sequence) { acks.push_back(sequence); }).ok());
+  BOOST_REQUIRE(sink.Submit(batch).ok());
+  BOOST_REQUIRE(sink.Flush().ok());
+  BOOST_TEST(acks == std::vector<uint64_t>{1});
+  sink.Close();
+
+  auto changes = ReadKafkaTopic(kafka->bootstrap(), "shop.schema-changes");
+  BOOST_REQUIRE(changes.size() == 1u);  // no tombstone, whatever the op
+  BOOST_REQUIRE(changes[0].key && changes[0].value);
+  const json key = json::parse(*changes[0].key);
+  BOOST_TEST(key["payload"] == json::parse(R"({"source":"shop","table":"public.t"})"));
+  BOOST_TEST(key["schema"]["name"] == "io.tributary.SchemaChangeKey");
+  const json value = json::parse(*changes[0].value);
+  BOOST_TEST(value["payload"]["version"] == 2);
+  BOOST_TEST(value["payload"]["tableChanges"][0]["type"] == "ALTER");
+  BOOST_TEST(Header(changes[0], "op") == "s");
+  BOOST_TEST(Header(changes[0], "source.schema_version") == "2");
+  BOOST_TEST(Header(changes[0], "source.position") == "0000000000000001");
+
+  auto rows = ReadKafkaTopic(kafka->bootstrap(), "shop.public.t");
+  BOOST_REQUIRE(rows.size() == 3u);  // insert, delete, tombstone
+  BOOST_REQUIRE(rows[0].key && rows[0].value);
+  const json row_key = json::parse(*rows[0].key);
+  BOOST_TEST(row_key["schema"]["name"] == "shop.public.t.Key");
+  BOOST_TEST(row_key["payload"] == json::parse(R"({"id":42})"));
+  const json row = json::parse(*rows[0].value);
+  BOOST_TEST(row["schema"]["name"] == "shop.public.t.Envelope");
+  BOOST_TEST(row["schema"]["version"] == 2);
+  BOOST_TEST(row["payload"]["after"]["id"] == 42);
+  BOOST_TEST((rows[2].key == rows[1].key));
+  BOOST_TEST(!rows[2].value.has_value());
 }
 
 }  // namespace

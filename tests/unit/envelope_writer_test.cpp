@@ -8,7 +8,9 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/config.h"
 #include "agent/core/event.h"
+#include "agent/transforms/masking_transform.h"
 
 namespace tributary {
 namespace {
@@ -26,9 +28,10 @@ std::shared_ptr<TableSchema> Customers() {
   schema->database = "shopdb";
   schema->schema = "public";
   schema->table = "customers";
-  schema->columns = {{"id", "int4", 23, -1, true},
-                     {"name", "text", 25, -1, false},
-                     {"doc", "jsonb", 3802, -1, false}};
+  schema->columns = {
+      {.name = "id", .type_name = "int4", .type_oid = 23, .key = true, .canonical_type = "int32"},
+      {.name = "name", .type_name = "text", .type_oid = 25, .canonical_type = "string"},
+      {.name = "doc", .type_name = "jsonb", .type_oid = 3802, .canonical_type = "json"}};
   schema->version = 3;
   return schema;
 }
@@ -304,6 +307,170 @@ BOOST_AUTO_TEST_CASE(other_connectors_get_common_source_fields) {
   BOOST_TEST(source["schema_version"] == 3);
   BOOST_TEST(!source.contains("lsn"));
   BOOST_TEST(!source.contains("sequence"));
+}
+
+// A registered version of Customers(): what the schema registry hands the pipeline.
+std::shared_ptr<TableSchema> CustomersVersion(uint32_t version, uint32_t previous_version) {
+  auto schema = Customers();
+  schema->columns[0].nullable = false;
+  schema->columns[0].canonical_type = "int32";
+  schema->columns[1].canonical_type = "string";
+  schema->columns[2].canonical_type = "json";
+  schema->relation_id = 16384;
+  schema->version = version;
+  schema->previous_version = previous_version;
+  return schema;
+}
+
+Event MakeSchemaChange(Batch& batch, const std::shared_ptr<TableSchema>& schema) {
+  Event event = MakeEvent(batch, schema, Op::kSchemaChange);
+  return event;
+}
+
+std::string WriteSchemaChangeText(const Batch& batch, const Event& event) {
+  EnvelopeWriter writer;
+  std::string line;
+  writer.WriteSchemaChange(batch, event, line);
+  BOOST_REQUIRE(line.find('\n') == std::string::npos);
+  return line;
+}
+
+BOOST_AUTO_TEST_CASE(schema_change_event_carries_debezium_and_registry_fields) {
+  Batch batch;
+  auto schema = CustomersVersion(2, 1);
+  schema->compatible = false;
+  schema->problems = {"column email dropped", "column \"x\" narrowed from int64 to int32"};
+  const Event event = MakeSchemaChange(batch, schema);
+  const ordered_json change = ordered_json::parse(WriteSchemaChangeText(batch, event));
+
+  std::vector<std::string> keys;
+  for (const auto& item : change.items()) keys.push_back(item.key());
+  BOOST_TEST(keys == (std::vector<std::string>{
+                         "source", "databaseName", "schemaName", "ddl", "tableChanges", "table",
+                         "version", "previous_version", "compatible", "problems", "dropped",
+                         "columns", "primary_key", "position", "ts_ms"}),
+             boost::test_tools::per_element());
+  // The source block is the row events' one, with the new version.
+  BOOST_TEST(change["source"]["connector"] == "postgresql");
+  BOOST_TEST(change["source"]["name"] == "shop");
+  BOOST_TEST(change["source"]["db"] == "shopdb");
+  BOOST_TEST(change["source"]["schema"] == "public");
+  BOOST_TEST(change["source"]["table"] == "customers");
+  BOOST_TEST(change["source"]["schema_version"] == 2);
+  BOOST_TEST(change["source"]["position"] == "00000000016B3748/00000000016B36C0/00000000");
+  BOOST_TEST(change["databaseName"] == "shopdb");
+  BOOST_TEST(change["schemaName"] == "public");
+  BOOST_TEST(change["ddl"].is_null());
+
+  BOOST_TEST_REQUIRE(change["tableChanges"].size() == 1u);
+  const ordered_json& table_change = change["tableChanges"][0];
+  BOOST_TEST(table_change["type"] == "ALTER");
+  BOOST_TEST(table_change["id"] == R"("shopdb"."public"."customers")");
+  BOOST_TEST(table_change["table"]["primaryKeyColumnNames"] == json::parse(R"(["id"])"));
+  BOOST_TEST(json(table_change["table"]["columns"]) == json::parse(R"([
+      {"name":"id","typeName":"int4","position":1,"optional":false},
+      {"name":"name","typeName":"text","position":2,"optional":true},
+      {"name":"doc","typeName":"jsonb","position":3,"optional":true}])"));
+
+  BOOST_TEST(change["table"] == "public.customers");
+  BOOST_TEST(change["version"] == 2);
+  BOOST_TEST(change["previous_version"] == 1);
+  BOOST_TEST(change["compatible"] == false);
+  BOOST_TEST(
+      json(change["problems"]) ==
+      json::parse(R"(["column email dropped","column \"x\" narrowed from int64 to int32"])"));
+  BOOST_TEST(change["dropped"] == false);
+  BOOST_TEST(json(change["columns"]) == json::parse(R"([
+      {"name":"id","type":"int4","canonical_type":"int32","nullable":false,"key":true,"position":1},
+      {"name":"name","type":"text","canonical_type":"string","nullable":true,"key":false,"position":2},
+      {"name":"doc","type":"jsonb","canonical_type":"json","nullable":true,"key":false,"position":3}])"));
+  BOOST_TEST(change["primary_key"] == json::parse(R"(["id"])"));
+  BOOST_TEST(change["position"] == "00000000016B3748/00000000016B36C0/00000000");
+  BOOST_TEST(change["ts_ms"] == kCommitUs / 1000);
+}
+
+BOOST_AUTO_TEST_CASE(schema_change_type_follows_the_version) {
+  Batch batch;
+  auto first = CustomersVersion(1, 0);
+  auto second = CustomersVersion(2, 1);
+  auto dropped = CustomersVersion(3, 2);
+  dropped->dropped = true;
+  BOOST_TEST(json::parse(WriteSchemaChangeText(
+                 batch, MakeSchemaChange(batch, first)))["tableChanges"][0]["type"] == "CREATE");
+  BOOST_TEST(json::parse(WriteSchemaChangeText(
+                 batch, MakeSchemaChange(batch, second)))["tableChanges"][0]["type"] == "ALTER");
+  const json drop = json::parse(WriteSchemaChangeText(batch, MakeSchemaChange(batch, dropped)));
+  BOOST_TEST(drop["tableChanges"][0]["type"] == "DROP");
+  BOOST_TEST(drop["dropped"] == true);
+  BOOST_TEST(drop["version"] == 3);
+}
+
+BOOST_AUTO_TEST_CASE(mysql_schema_change_has_no_schema_and_keeps_the_ddl_text) {
+  Batch batch;
+  auto schema = CustomersVersion(4, 3);
+  schema->connector = "mariadb";
+  schema->schema.clear();
+  schema->ddl = "ALTER TABLE `customers`\n  ADD COLUMN \"note\" TEXT COMMENT 'a\\\\b\t\x01'";
+  Event event = MakeSchemaChange(batch, schema);
+  event.meta.server_id = 1;
+  event.meta.binlog_file = batch.AddValue(ValueKind::kString, "binlog.000042");
+  event.meta.binlog_pos = 1931;
+  const std::string line = WriteSchemaChangeText(batch, event);
+  const json change = json::parse(line);
+  BOOST_TEST(change["ddl"] == schema->ddl);  // every byte survives the escaping
+  BOOST_TEST(change["schemaName"].is_null());
+  BOOST_TEST(change["databaseName"] == "shopdb");
+  BOOST_TEST(change["table"] == "shopdb.customers");
+  BOOST_TEST(change["tableChanges"][0]["id"] == R"("shopdb"."customers")");
+  BOOST_TEST(change["source"]["connector"] == "mariadb");
+  BOOST_TEST(change["source"]["file"] == "binlog.000042");
+  BOOST_TEST(change["source"]["schema_version"] == 4);
+
+  EnvelopeWriter writer;
+  std::string key;
+  writer.WriteSchemaChangeKey(event, key);
+  BOOST_TEST(key == R"({"source":"shop","table":"shopdb.customers"})");
+}
+
+BOOST_AUTO_TEST_CASE(schema_change_key_names_source_and_table) {
+  Batch batch;
+  auto schema = CustomersVersion(1, 0);
+  schema->source = "sh\"op";
+  const Event event = MakeSchemaChange(batch, schema);
+  EnvelopeWriter writer;
+  std::string key;
+  writer.WriteSchemaChangeKey(event, key);
+  BOOST_TEST(json::parse(key) == json::parse(R"({"source":"sh\"op","table":"public.customers"})"));
+}
+
+BOOST_AUTO_TEST_CASE(masking_leaves_schema_change_events_alone) {
+  MaskingConfig config;
+  config.detect = "mask";
+  config.rules = {{.columns = "*", .action = "redact"}};
+  auto masking = MaskingTransform::Create(config);
+  BOOST_REQUIRE(masking.ok());
+
+  Batch batch;
+  // A dropped table's schema change may carry no columns at all.
+  auto dropped = CustomersVersion(2, 1);
+  dropped->dropped = true;
+  dropped->columns.clear();
+  batch.events.push_back(MakeSchemaChange(batch, dropped));
+  auto version = CustomersVersion(3, 2);
+  batch.events.push_back(MakeSchemaChange(batch, version));
+  Event insert = MakeEvent(batch, version, Op::kCreate);
+  insert.after = AddRow(
+      batch, {batch.AddValue(ValueKind::kRaw, "1"), batch.AddValue(ValueKind::kString, "Ann"),
+              batch.AddValue(ValueKind::kNull, "")});
+  batch.events.push_back(insert);
+  BOOST_REQUIRE((*masking)->Apply(batch).ok());
+
+  const json change = json::parse(WriteSchemaChangeText(batch, batch.events[1]));
+  BOOST_TEST(change["columns"][1]["name"] == "name");
+  BOOST_TEST(change["source"]["masking_policy"] == (*masking)->fingerprint());
+  BOOST_TEST(json::parse(WriteSchemaChangeText(batch, batch.events[0]))["columns"].empty());
+  // The row after them is masked as usual.
+  BOOST_TEST(json::parse(WriteLine(batch, batch.events[2]))["after"]["name"] == "[REDACTED]");
 }
 
 }  // namespace

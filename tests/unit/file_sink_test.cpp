@@ -31,8 +31,9 @@ std::shared_ptr<const TableSchema> MakeTable(std::string schema = "public",
   result->database = "shopdb";
   result->schema = std::move(schema);
   result->table = std::move(table);
-  result->columns = {{.name = "id", .type_name = "int4", .type_oid = 23, .key = true},
-                     {.name = "note", .type_name = "text", .type_oid = 25}};
+  result->columns = {
+      {.name = "id", .type_name = "int4", .type_oid = 23, .key = true, .canonical_type = "int32"},
+      {.name = "note", .type_name = "text", .type_oid = 25, .canonical_type = "string"}};
   return result;
 }
 
@@ -367,6 +368,121 @@ BOOST_FIXTURE_TEST_CASE(a_topic_has_one_writer, Fixture) {
   Status submitted = second.Submit(MakeBatch(1, 1, 1, table));
   BOOST_TEST(submitted.code() == StatusCode::kInvalidConfig);
   BOOST_TEST(submitted.message().find("{source}") != std::string::npos);
+}
+
+constexpr char kSchemaChanges[] = "shop.schema-changes";
+
+// A schema-change event for `table` (a registered version) at position n.
+void AddSchemaChange(Batch& batch, const std::shared_ptr<const TableSchema>& table, uint64_t n) {
+  Event event;
+  event.op = Op::kSchemaChange;
+  event.table = batch.Retain(table);
+  event.position = batch.AddValue(ValueKind::kString, Position(n));
+  batch.events.push_back(event);
+}
+
+std::shared_ptr<const TableSchema> Version(const std::shared_ptr<const TableSchema>& base,
+                                           uint32_t version, bool dropped = false) {
+  auto next = std::make_shared<TableSchema>(*base);
+  next->version = version;
+  next->previous_version = version - 1;
+  next->dropped = dropped;
+  return next;
+}
+
+// Every line of the topic's first segment, parsed.
+std::vector<nlohmann::json> TopicLines(const fs::path& topic_dir) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(topic_dir / InProgress(1));
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+BOOST_FIXTURE_TEST_CASE(schema_changes_go_to_their_own_topic_and_share_the_ack, Fixture) {
+  options.flush_interval = std::chrono::hours(1);
+  Open();
+  auto v2 = Version(table, 2);
+  auto gone = Version(MakeTable("public", "gone"), 5, /*dropped=*/true);
+  Batch batch;
+  batch.sequence = 1;
+  AddSchemaChange(batch, v2, 1);
+  AddInsert(batch, v2, 1);
+  AddInsert(batch, v2, 2);
+  AddSchemaChange(batch, gone, 3);  // a dropped table: no rows follow
+  batch.commit_position = Position(3);
+  BOOST_TEST_REQUIRE(sink->Submit(batch).ok());
+  BOOST_TEST_REQUIRE(sink->Poll().ok());
+  BOOST_TEST(acks.empty());
+  BOOST_TEST(!fs::exists(TopicDir(kSchemaChanges) / "_watermark.json"));
+
+  BOOST_TEST_REQUIRE(sink->Flush().ok());
+  BOOST_TEST(acks == std::vector<uint64_t>{1});
+  // The dropped table's events never made a row directory.
+  BOOST_TEST(ListDir(options.path) == (std::vector<std::string>{kTopic, kSchemaChanges}));
+  BOOST_TEST(TopicPositions(TopicDir()) == Positions(1, 2));
+  BOOST_TEST(TopicPositions(TopicDir(kSchemaChanges)) ==
+             (std::vector<std::string>{Position(1), Position(3)}));
+  BOOST_TEST(ReadWatermark(TopicDir(kSchemaChanges))["position"] == Position(3));
+  const std::vector<nlohmann::json> changes = TopicLines(TopicDir(kSchemaChanges));
+  BOOST_TEST_REQUIRE(changes.size() == 2u);
+  BOOST_TEST(changes[0]["table"] == "public.t");
+  BOOST_TEST(changes[0]["version"] == 2);
+  BOOST_TEST(changes[0]["tableChanges"][0]["type"] == "ALTER");
+  BOOST_TEST(changes[1]["table"] == "public.gone");
+  BOOST_TEST(changes[1]["tableChanges"][0]["type"] == "DROP");
+  // Rows say the version the schema change announced.
+  BOOST_TEST(TopicLines(TopicDir())[0]["source"]["schema_version"] == 2);
+
+  // A replay after a restart writes neither the schema change nor the rows again.
+  sink.reset();
+  Open();
+  BOOST_TEST_REQUIRE(sink->Submit(batch).ok());
+  BOOST_TEST_REQUIRE(sink->Flush().ok());
+  BOOST_TEST(TopicPositions(TopicDir(kSchemaChanges)) ==
+             (std::vector<std::string>{Position(1), Position(3)}));
+  BOOST_TEST(TopicPositions(TopicDir()) == Positions(1, 2));
+}
+
+BOOST_FIXTURE_TEST_CASE(rows_are_never_durable_before_their_schema_change, Fixture) {
+  Open();
+  auto v2 = Version(table, 2);
+  Batch batch;
+  batch.sequence = 1;
+  AddSchemaChange(batch, v2, 1);
+  AddInsert(batch, v2, 1);
+  batch.commit_position = Position(1);
+  BOOST_TEST_REQUIRE(sink->Submit(batch).ok());
+  // The schema change cannot be written: the rows must not be vouched for either.
+  fs::create_symlink("/dev/full", TopicDir(kSchemaChanges) / InProgress(1));
+  BOOST_TEST(sink->Flush().code() == StatusCode::kFatal);
+  BOOST_TEST(acks.empty());
+  BOOST_TEST(!fs::exists(TopicDir() / "_watermark.json"));
+}
+
+BOOST_FIXTURE_TEST_CASE(schemas_true_writes_connect_form_lines, Fixture) {
+  options.schemas = true;
+  Open();
+  auto v2 = Version(table, 2);
+  Batch batch;
+  batch.sequence = 1;
+  AddSchemaChange(batch, v2, 1);
+  AddInsert(batch, v2, 1);
+  batch.commit_position = Position(1);
+  BOOST_TEST_REQUIRE(sink->Submit(batch).ok());
+  BOOST_TEST_REQUIRE(sink->Flush().ok());
+
+  const std::vector<nlohmann::json> rows = TopicLines(TopicDir());
+  BOOST_TEST_REQUIRE(rows.size() == 1u);
+  BOOST_TEST(rows[0]["schema"]["name"] == "shop.public.t.Envelope");
+  BOOST_TEST(rows[0]["schema"]["version"] == 2);
+  BOOST_TEST(rows[0]["payload"]["after"] == nlohmann::json::parse(R"({"id":1,"note":"note 1"})"));
+  BOOST_TEST(rows[0]["payload"]["source"]["position"] == Position(1));
+  const std::vector<nlohmann::json> changes = TopicLines(TopicDir(kSchemaChanges));
+  BOOST_TEST_REQUIRE(changes.size() == 1u);
+  BOOST_TEST(changes[0]["schema"]["name"] == "io.tributary.SchemaChangeValue");
+  BOOST_TEST(changes[0]["payload"]["version"] == 2);
+  // The watermark still finds the position inside the Connect form.
+  BOOST_TEST(ReadWatermark(TopicDir())["position"] == Position(1));
 }
 
 }  // namespace
