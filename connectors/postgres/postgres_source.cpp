@@ -452,6 +452,19 @@ Result<PgType> PostgresSource::ResolveType(uint32_t oid) {
   return type;
 }
 
+namespace {
+
+// Whether a Relation message describes the same columns, by name and type, as `known`.
+bool SameColumns(const std::vector<ColumnSchema>& known, const std::vector<RelationColumn>& sent) {
+  return std::equal(known.begin(), known.end(), sent.begin(), sent.end(),
+                    [](const ColumnSchema& a, const RelationColumn& b) {
+                      return a.name == b.name && a.type_oid == b.type_oid &&
+                             a.type_modifier == b.type_modifier;
+                    });
+}
+
+}  // namespace
+
 // pgoutput's Relation message names the columns, their types and the replica identity; whether
 // a column is nullable and which columns form the primary key only the catalog knows. It is read
 // now, while the message describes the table as of the change that follows: after DDL that the
@@ -485,6 +498,12 @@ Status PostgresSource::HandleRelation() {
                                  [&](const CatalogColumn& c) { return c.name == now[index].name; });
             });
   if (!matches) {
+    // Usually a relcache invalidation (autovacuum, say) re-sent an unchanged description of a
+    // table that has since been dropped or altered: what was read for it before still holds.
+    auto known = relations_.find(rel.relation_id);
+    if (known != relations_.end() && SameColumns(known->second.schema->columns, rel.columns)) {
+      return Status::Ok();
+    }
     spdlog::warn(
         "postgres: The catalog no longer matches the stream's description of a table (altered "
         "or dropped since); its key is the replica identity until the stream catches up "
