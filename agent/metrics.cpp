@@ -74,20 +74,40 @@ prometheus::Counter& PipelineMetrics::EventsCounter(const TableSchema& table, Op
   return counter;
 }
 
+void PipelineMetrics::SetSchemaVersion(const TableSchema& table) {
+  std::string label =
+      table.schema.empty() ? table.database + "." + table.table : table.schema + "." + table.table;
+  auto it = schema_versions_.find(label);
+  if (it == schema_versions_.end()) {
+    prometheus::Gauge& gauge =
+        metrics_.schema_version_.Add({{"source", source_}, {"table", label}});
+    it = schema_versions_.emplace(std::move(label), &gauge).first;
+  }
+  it->second->Set(table.version);
+}
+
 void PipelineMetrics::CountBatch(const Batch& batch) {
   batches_->Increment();
   bytes_->Increment(static_cast<double>(batch.arena.size()));
   const std::vector<Event>& events = batch.events;
   size_t i = 0;
+  size_t changes = 0;
   while (i < events.size()) {
     const TableSchema* table = events[i].table;
     const Op op = events[i].op;
+    if (op == Op::kSchemaChange) {
+      // Not a change event: it shows as the table's version instead.
+      if (table != nullptr) SetSchemaVersion(*table);
+      ++changes;
+      ++i;
+      continue;
+    }
     size_t j = i + 1;
     while (j < events.size() && events[j].table == table && events[j].op == op) ++j;
     if (table != nullptr) EventsCounter(*table, op).Increment(static_cast<double>(j - i));
     i = j;
   }
-  events_.fetch_add(events.size(), std::memory_order_relaxed);
+  events_.fetch_add(events.size() - changes, std::memory_order_relaxed);
   // Events are in commit order, so the last one carries the batch's latest commit time.
   if (batch.commit_position && !events.empty() && events.back().meta.commit_ts_us > 0) {
     commit_times_.emplace_back(*batch.commit_position, events.back().meta.commit_ts_us);
@@ -224,7 +244,11 @@ Metrics::Metrics()
       build_info_(prometheus::BuildGauge()
                       .Name("tributary_build_info")
                       .Help("Always 1; the version is a label")
-                      .Register(*registry_)) {
+                      .Register(*registry_)),
+      schema_version_(prometheus::BuildGauge()
+                          .Name("tributary_schema_version")
+                          .Help("The latest schema version announced for a table")
+                          .Register(*registry_)) {
   build_info_.Add({{"version", TRIBUTARY_VERSION}}).Set(1);
 }
 

@@ -74,6 +74,7 @@ class PipelineMetrics {
 
  private:
   prometheus::Counter& EventsCounter(const TableSchema& table, Op op);
+  void SetSchemaVersion(const TableSchema& table);
 
   std::string source_;
   std::string type_;
@@ -83,6 +84,7 @@ class PipelineMetrics {
 
   Metrics& metrics_;
   std::unordered_map<std::string, prometheus::Counter*> events_by_table_;  // "schema.table" + op
+  std::unordered_map<std::string, prometheus::Gauge*> schema_versions_;    // "schema.table"
   prometheus::Counter* bytes_;
   prometheus::Counter* batches_;
   prometheus::Counter* checkpoints_;
@@ -144,6 +146,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& queue_fill_;
   prometheus::Family<prometheus::Gauge>& pending_;
   prometheus::Family<prometheus::Gauge>& build_info_;
+  prometheus::Family<prometheus::Gauge>& schema_version_;
   std::vector<std::unique_ptr<PipelineMetrics>> pipelines_;
 };
 

@@ -116,6 +116,8 @@ BOOST_AUTO_TEST_CASE(metrics_health_and_status_of_a_live_agent) {
       Sample(samples, R"(tributary_events_total{op="c",source="svc",table="public.items"})") == 50);
   BOOST_TEST(
       Sample(samples, R"(tributary_events_total{op="d",source="svc",table="public.items"})") == 20);
+  BOOST_TEST(Sample(samples, R"(tributary_schema_version{source="svc",table="public.orders"})") ==
+             1);
   // Decoded text: every value and position of 410 events, so at least a few bytes each.
   const double bytes = Sample(samples, R"(tributary_source_bytes_total{source="svc"})");
   BOOST_TEST(bytes > 410 * 10);
