@@ -14,6 +14,7 @@
 #include "tests/support/file_events.h"
 #include "tests/support/mariadb_server.h"
 #include "tests/support/mysql_config.h"
+#include "tests/support/schema_checks.h"
 
 namespace tributary::testing {
 namespace {
@@ -50,24 +51,13 @@ struct Run {
         std::make_unique<AgentProcess>(std::vector<std::string>{"run", "--config", config.string()},
                                        dir.path() / fmt::format("agent{}.log", ++starts));
   }
-  std::vector<json> Changes() const {
-    return ReadTopicEvents(TopicDir(dir.path(), "my.schema-changes"));
-  }
-  std::vector<json> Rows() const { return ReadTopicEvents(TopicDir(dir.path(), "my.ddl.t")); }
+  DdlTopics topics{TopicDir(dir.path(), "my.schema-changes"), TopicDir(dir.path(), "my.ddl.t")};
   // Waits until version `version` is announced and a row of it is written.
   void AwaitVersion(int version) {
-    bool seen = WaitFor(
-        [&] {
-          bool announced = false;
-          for (const json& change : Changes()) announced |= change["version"] == version;
-          if (!announced) return false;
-          for (const json& row : Rows()) {
-            if (row["source"]["schema_version"] == version) return true;
-          }
-          return false;
-        },
-        seconds(60));
-    BOOST_REQUIRE_MESSAGE(seen, "version " << version << " never showed up\n" << agent->Log());
+    BOOST_REQUIRE_MESSAGE(WaitFor([&] { return topics.HasVersion(version); }, seconds(60)),
+                          "version " << version << " never showed up\n"
+                                     << DescribeChanges(topics.Changes()) << "\n"
+                                     << agent->Log());
   }
 };
 
@@ -110,14 +100,7 @@ BOOST_AUTO_TEST_CASE(ddl_under_writes_versions_every_row_and_announces_each_chan
   writer.join();
   // Everything written arrives.
   const int last = last_id.load();
-  BOOST_REQUIRE_MESSAGE(WaitFor(
-                            [&] {
-                              for (const json& row : run.Rows()) {
-                                if (row["after"]["id"] == last) return true;
-                              }
-                              return false;
-                            },
-                            seconds(60)),
+  BOOST_REQUIRE_MESSAGE(WaitFor([&] { return run.topics.HasRowWithId(last); }, seconds(60)),
                         run.agent->Log());
   run.agent->Signal(SIGTERM);
   BOOST_REQUIRE(run.agent->Wait(seconds(20)).value_or(-1) == 0);
@@ -127,53 +110,19 @@ BOOST_AUTO_TEST_CASE(ddl_under_writes_versions_every_row_and_announces_each_chan
   // changing the key are not; the re-created table matches its predecessor.
   const std::map<int, bool> expected_compatible = {{1, true},  {2, true},  {3, false}, {4, true},
                                                    {5, false}, {6, false}, {7, true}};
-  std::map<int, std::set<std::string>> columns;
-  std::map<int, std::string> announced_at;  // first announcement's position
-  bool drop_announced = false;
-  for (const json& change : run.Changes()) {
-    const int version = change["version"];
+  int drops = 0;
+  auto columns = CheckDdlRun(run.topics, "ddl.t", expected_compatible, last, drops);
+  BOOST_TEST(drops == 1);
+  BOOST_TEST((columns[3] == std::vector<std::string>{"id", "r", "a", "c"}));
+  BOOST_TEST((columns[5] == std::vector<std::string>{"id", "r", "a2", "c"}));
+  // The binlog carries the statement behind each version after the first, and the drop.
+  for (const json& change : run.topics.Changes()) {
+    if (change["version"] == 1 && change["dropped"] == false) continue;
+    BOOST_TEST(change["ddl"].is_string(), change.dump());
     if (change["dropped"] == true) {
-      drop_announced = true;
       BOOST_TEST(change["ddl"].get<std::string>().find("DROP TABLE") != std::string::npos);
-      continue;
-    }
-    // The binlog carries the statement that made each version after the first.
-    if (version > 1) BOOST_TEST(change["ddl"].is_string(), change.dump());
-    BOOST_TEST_CONTEXT("version " << version) {
-      BOOST_TEST(change["table"] == "ddl.t");
-      BOOST_TEST(change["previous_version"] == version - 1);
-      BOOST_TEST(expected_compatible.contains(version));
-      BOOST_TEST(change["compatible"] == expected_compatible.at(version));
-      std::set<std::string> names;
-      for (const json& column : change["columns"]) names.insert(column["name"]);
-      if (columns.contains(version)) BOOST_TEST((columns[version] == names));
-      columns[version] = names;
-      announced_at.try_emplace(version, change["position"]);
     }
   }
-  BOOST_TEST(drop_announced);
-  BOOST_TEST(columns.size() == 7u);
-  BOOST_TEST((columns[3] == std::set<std::string>{"id", "r", "a", "c"}));
-  BOOST_TEST((columns[5] == std::set<std::string>{"id", "r", "a2", "c"}));
-
-  // Every row carries a version whose columns are exactly its columns, and no row of a
-  // version comes before the version's announcement.
-  std::map<int, std::string> first_row_at;
-  std::set<int> ids;
-  for (const json& row : run.Rows()) {
-    const int version = row["source"]["schema_version"];
-    std::set<std::string> names;
-    for (const auto& [name, value] : row["after"].items()) names.insert(name);
-    BOOST_TEST_CONTEXT("row " << row["after"].dump()) { BOOST_TEST((names == columns[version])); }
-    first_row_at.try_emplace(version, row["source"]["position"]);
-    ids.insert(row["after"]["id"].get<int>());
-  }
-  for (const auto& [version, position] : first_row_at) {
-    BOOST_TEST(announced_at.contains(version));
-    BOOST_TEST(announced_at[version] <= position, "version " << version);
-  }
-  // Ids were inserted in order: all of them arrived.
-  BOOST_TEST(ids.size() == static_cast<size_t>(last));
 
   // `tributary schemas` prints the same history.
   const std::string printed =

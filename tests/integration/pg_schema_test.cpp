@@ -14,6 +14,7 @@
 #include "tests/support/agent_process.h"
 #include "tests/support/file_events.h"
 #include "tests/support/pg_server.h"
+#include "tests/support/schema_checks.h"
 
 namespace tributary::testing {
 namespace {
@@ -37,18 +38,6 @@ void RunInserts(const PgServer& pg, const std::atomic<bool>& stop, std::atomic<i
   PQfinish(conn);
 }
 
-// One line per schema-change event: version, compatibility, columns, for failure messages.
-std::string AllChanges(const std::vector<json>& changes) {
-  std::string out;
-  for (const json& change : changes) {
-    out += fmt::format("\nv{} prev {} compatible {} at {}:", change["version"].dump(),
-                       change["previous_version"].dump(), change["compatible"].dump(),
-                       change["position"].dump());
-    for (const json& column : change["columns"]) out += " " + column.dump();
-  }
-  return out;
-}
-
 struct Run {
   TempDir dir;
   std::unique_ptr<PgServer> pg = PgServer::Start();
@@ -61,24 +50,13 @@ struct Run {
         std::make_unique<AgentProcess>(std::vector<std::string>{"run", "--config", config.string()},
                                        dir.path() / fmt::format("agent{}.log", ++starts));
   }
-  std::vector<json> Changes() const {
-    return ReadTopicEvents(TopicDir(dir.path(), "dd.schema-changes"));
-  }
-  std::vector<json> Rows() const { return ReadTopicEvents(TopicDir(dir.path(), "dd.public.t")); }
+  DdlTopics topics{TopicDir(dir.path(), "dd.schema-changes"), TopicDir(dir.path(), "dd.public.t")};
   // Waits until version `version` is announced and a row of it is written.
   void AwaitVersion(int version) {
-    bool seen = WaitFor(
-        [&] {
-          bool announced = false;
-          for (const json& change : Changes()) announced |= change["version"] == version;
-          if (!announced) return false;
-          for (const json& row : Rows()) {
-            if (row["source"]["schema_version"] == version) return true;
-          }
-          return false;
-        },
-        seconds(60));
-    BOOST_REQUIRE_MESSAGE(seen, "version " << version << " never showed up\n" << agent->Log());
+    BOOST_REQUIRE_MESSAGE(WaitFor([&] { return topics.HasVersion(version); }, seconds(60)),
+                          "version " << version << " never showed up\n"
+                                     << DescribeChanges(topics.Changes()) << "\n"
+                                     << agent->Log());
   }
 };
 
@@ -129,14 +107,7 @@ BOOST_AUTO_TEST_CASE(ddl_under_writes_versions_every_row_and_announces_each_chan
   writer.join();
   // Everything written arrives.
   const int last = last_id.load();
-  BOOST_REQUIRE_MESSAGE(WaitFor(
-                            [&] {
-                              for (const json& row : run.Rows()) {
-                                if (row["after"]["id"] == last) return true;
-                              }
-                              return false;
-                            },
-                            seconds(60)),
+  BOOST_REQUIRE_MESSAGE(WaitFor([&] { return run.topics.HasRowWithId(last); }, seconds(60)),
                         run.agent->Log());
   run.agent->Signal(SIGTERM);
   BOOST_REQUIRE(run.agent->Wait(seconds(20)).value_or(-1) == 0);
@@ -146,46 +117,11 @@ BOOST_AUTO_TEST_CASE(ddl_under_writes_versions_every_row_and_announces_each_chan
   // changing the key are not; the re-created table matches its predecessor.
   const std::map<int, bool> expected_compatible = {{1, true},  {2, true},  {3, false}, {4, true},
                                                    {5, false}, {6, false}, {7, true}};
-  std::map<int, std::set<std::string>> columns;
-  std::map<int, std::string> announced_at;  // first announcement's position
-  for (const json& change : run.Changes()) {
-    const int version = change["version"];
-    BOOST_TEST_CONTEXT("version " << version) {
-      BOOST_TEST(change["table"] == "public.t");
-      BOOST_TEST(change["previous_version"] == version - 1);
-      BOOST_TEST_REQUIRE(expected_compatible.contains(version),
-                         AllChanges(run.Changes()) << "\n"
-                                                   << run.agent->Log());
-      BOOST_TEST(change["compatible"] == expected_compatible.at(version));
-      std::set<std::string> names;
-      for (const json& column : change["columns"]) names.insert(column["name"]);
-      if (columns.contains(version)) BOOST_TEST((columns[version] == names));
-      columns[version] = names;
-      announced_at.try_emplace(version, change["position"]);
-    }
-  }
-  BOOST_TEST(columns.size() == 7u);
-  BOOST_TEST((columns[3] == std::set<std::string>{"id", "r", "a", "c"}));
-  BOOST_TEST((columns[5] == std::set<std::string>{"id", "r", "a2", "c"}));
-
-  // Every row carries a version whose columns are exactly its columns, and no row of a
-  // version comes before the version's announcement.
-  std::map<int, std::string> first_row_at;
-  std::set<int> ids;
-  for (const json& row : run.Rows()) {
-    const int version = row["source"]["schema_version"];
-    std::set<std::string> names;
-    for (const auto& [name, value] : row["after"].items()) names.insert(name);
-    BOOST_TEST_CONTEXT("row " << row["after"].dump()) { BOOST_TEST((names == columns[version])); }
-    first_row_at.try_emplace(version, row["source"]["position"]);
-    ids.insert(row["after"]["id"].get<int>());
-  }
-  for (const auto& [version, position] : first_row_at) {
-    BOOST_TEST(announced_at.contains(version));
-    BOOST_TEST(announced_at[version] <= position, "version " << version);
-  }
-  // Ids were inserted in order: all of them arrived.
-  BOOST_TEST(ids.size() == static_cast<size_t>(last));
+  int drops = 0;
+  auto columns = CheckDdlRun(run.topics, "public.t", expected_compatible, last, drops);
+  BOOST_TEST(drops == 0);  // PostgreSQL's stream has no DDL: a new relation id tells
+  BOOST_TEST((columns[3] == std::vector<std::string>{"id", "r", "a", "c"}));
+  BOOST_TEST((columns[5] == std::vector<std::string>{"id", "r", "a2", "c"}));
 
   // `tributary schemas` prints the same history.
   const std::string printed =
@@ -215,8 +151,8 @@ BOOST_AUTO_TEST_CASE(fail_policy_stops_before_the_first_row_of_an_incompatible_v
   BOOST_TEST(code.value_or(-1) == 65, log);
   BOOST_TEST(log.find("column a dropped") != std::string::npos, log);
   BOOST_TEST(log.find("on_incompatible: warn") != std::string::npos, log);
-  for (const json& row : run.Rows()) BOOST_TEST(row["source"]["schema_version"] == 1);
-  BOOST_TEST(run.Changes().size() == 1u);
+  for (const json& row : run.topics.Rows()) BOOST_TEST(row["source"]["schema_version"] == 1);
+  BOOST_TEST(run.topics.Changes().size() == 1u);
 
   // Accepting the change: the row that waited arrives under version 2, flagged incompatible.
   std::string yaml = ReadFile(run.config);
@@ -224,7 +160,7 @@ BOOST_AUTO_TEST_CASE(fail_policy_stops_before_the_first_row_of_an_incompatible_v
   std::ofstream(run.config) << yaml;
   run.Start();
   run.AwaitVersion(2);
-  const std::vector<json> changes = run.Changes();
+  const std::vector<json> changes = run.topics.Changes();
   BOOST_TEST(changes.back()["compatible"] == false);
   BOOST_TEST(changes.back()["problems"][0] == "column a dropped");
   run.agent->Signal(SIGTERM);
