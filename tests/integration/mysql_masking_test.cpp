@@ -1,0 +1,116 @@
+#define BOOST_TEST_MODULE mysql_masking_test
+#include <fmt/format.h>
+#include <signal.h>
+
+#include <boost/test/unit_test.hpp>
+#include <fstream>
+
+#include "tests/support/agent_config.h"
+#include "tests/support/agent_process.h"
+#include "tests/support/file_events.h"
+#include "tests/support/mariadb_server.h"
+#include "tests/support/mysql_config.h"
+#include "tests/support/pg_server.h"
+
+namespace tributary::testing {
+namespace {
+
+using nlohmann::json;
+using std::chrono::seconds;
+
+const std::string kKey = "canary-masking-key-mariadb-41d7";
+
+// PII that must not appear anywhere the agent writes: files, state, its log at debug level.
+const std::vector<std::string> kCanaries = {"dana.canary@example.com",
+                                            "078-05-1120",
+                                            "+44 20 7946 0958",
+                                            "4111 1111 1111 1111",
+                                            "GB82WEST12345698765432",
+                                            "erin.canary@example.org",
+                                            "219-09-9999"};
+
+// HMAC-SHA256 as openssl's command line computes it: an independent implementation.
+std::string OpensslHmac(const std::string& value) {
+  std::string out =
+      RunCommand(fmt::format("printf '%s' '{}' | openssl dgst -sha256 -hmac '{}'", value, kKey));
+  return out.substr(out.rfind(' ') + 1, 64);
+}
+
+std::string ReadTree(const std::filesystem::path& dir) {
+  std::string all;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (entry.is_regular_file()) all += ReadFile(entry.path());
+  }
+  return all;
+}
+
+BOOST_AUTO_TEST_CASE(pii_never_leaves_the_agent_unmasked) {
+  auto server = MariaDbServer::Start();
+  TempDir dir;
+  server->Exec(
+      "CREATE DATABASE shop;"
+      "CREATE TABLE shop.customers (id INT PRIMARY KEY, email VARCHAR(100), ssn CHAR(11), "
+      "phone VARCHAR(30), notes TEXT, age INT);"
+      // Read by the initial snapshot.
+      "INSERT INTO shop.customers VALUES (1, 'dana.canary@example.com', '078-05-1120', "
+      "'+44 20 7946 0958', 'card 4111 1111 1111 1111', 30)");
+  std::ofstream(dir.path() / "mask.key") << kKey << "\n";
+  const auto config = WriteMysqlFileConfig(dir.path(), *server, "crm", R"(["shop.customers"])",
+                                           "    snapshot: initial\n");
+  std::ofstream(config, std::ios::app) << fmt::format(R"(masking:
+  key: ${{file:{dir}/mask.key}}
+  detect: mask
+  rules:
+    - {{ columns: "shop.customers.email", action: hash }}
+    - {{ columns: "*.*.ssn", action: redact }}
+    - {{ columns: "shop.customers.phone", action: keep_last, n: 4 }}
+    - {{ columns: "shop.customers.id", action: hash }}
+)",
+                                                      fmt::arg("dir", dir.path().string()));
+  auto agent = StartStreamingMysqlAgent(config, dir.path() / "agent.log");
+  server->Exec(
+      "INSERT INTO shop.customers VALUES (2, 'erin.canary@example.org', '219-09-9999', NULL, "
+      "'iban GB82WEST12345698765432 or erin.canary@example.org', NULL);"
+      "UPDATE shop.customers SET age = 31 WHERE id = 1;"
+      "DELETE FROM shop.customers WHERE id = 2;");
+  const auto topic = TopicDir(dir.path(), "crm.shop.customers");
+  std::vector<json> events;
+  BOOST_REQUIRE_MESSAGE(WaitFor(
+                            [&] {
+                              events = ReadTopicEvents(topic);
+                              return events.size() >= 4;
+                            },
+                            seconds(30)),
+                        agent->Log());
+  agent->Signal(SIGTERM);
+  BOOST_REQUIRE(agent->Wait(seconds(15)).value_or(-1) == 0);
+
+  std::string ops;
+  for (const json& event : events) ops += event["op"].get<std::string>();
+  BOOST_TEST(ops == "rcud");
+  // The snapshot row, a key column included.
+  const json& read = events[0]["after"];
+  BOOST_TEST(read["id"] == OpensslHmac("1"));
+  BOOST_TEST(read["email"] == OpensslHmac("dana.canary@example.com"));
+  BOOST_TEST(read["ssn"] == "[REDACTED]");
+  BOOST_TEST(read["phone"] == "************0958");
+  BOOST_TEST(read["notes"] == "card [REDACTED]");
+  BOOST_TEST(read["age"] == 30);
+  BOOST_TEST(events[1]["after"]["notes"] == "iban [REDACTED] or [REDACTED]");
+  BOOST_TEST(events[1]["after"]["phone"].is_null());
+  // Before images (binlog_row_image=FULL) are masked too.
+  BOOST_TEST(events[2]["before"]["email"] == OpensslHmac("dana.canary@example.com"));
+  BOOST_TEST(events[2]["after"]["age"] == 31);
+  BOOST_TEST(events[3]["before"]["ssn"] == "[REDACTED]");
+  BOOST_TEST(events[3]["before"]["email"] == OpensslHmac("erin.canary@example.org"));
+
+  const std::string everything =
+      ReadTree(dir.path() / "out") + ReadTree(dir.path() / "state") + agent->Log();
+  for (const std::string& canary : kCanaries) {
+    BOOST_TEST(everything.find(canary) == std::string::npos, "leaked: " << canary);
+  }
+  BOOST_TEST(agent->Log().find(kKey) == std::string::npos, "the masking key leaked to the log");
+}
+
+}  // namespace
+}  // namespace tributary::testing
