@@ -73,7 +73,8 @@ SQL
 
 topic="$work/out/shop.public.orders"
 # Completed segments, then the open one (hidden: a leading dot).
-events() { cat "$topic"/*.jsonl "$topic"/.*.jsonl.inprogress 2>/dev/null || true; }
+events_of() { cat "$1"/*.jsonl "$1"/.*.jsonl.inprogress 2>/dev/null || true; }
+events() { events_of "$topic"; }
 for _ in $(seq 100); do
   [ "$(events | wc -l)" -ge 4 ] && break
   sleep 0.1
@@ -87,5 +88,8 @@ echo "== Events in $topic (exit status $status)"
 events | jq -c '{op, before, after, position: .source.position}'
 echo "== One full event"
 events | head -n 1 | jq .
+echo "== Schema-change events in $work/out/shop.schema-changes (docs/schemas.md)"
+events_of "$work/out/shop.schema-changes" |
+  jq -c '{table, version, previous_version, compatible, columns: [.columns[] | "\(.name) \(.canonical_type)"]}'
 echo "== Checkpoint"
 cat "$work/state/shop/checkpoint.json"; echo
