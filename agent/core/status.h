@@ -13,9 +13,9 @@ enum class StatusCode {
   kOk,
   kRetriable,  // transient: a dropped socket, a server restart; retry with backoff (exit 75)
   kFatal,      // cannot go on, nothing the config can fix (exit 75 after the supervisor gives up)
-  kInvalidConfig,   // the operator must change the config or the server setup (exit 78)
-  kCorruptData,     // bytes that do not decode; never skipped (exit 65)
-  kContinuityLost,  // the position we need is gone or the server is ahead of us (exit 65)
+  kInvalidConfig,       // the operator must change the config or the server setup (exit 78)
+  kCorruptData,         // bytes that do not decode; never skipped (exit 65)
+  kContinuityLost,      // the position we need is gone or the server is ahead of us (exit 65)
   kIncompatibleSchema,  // a schema change the policy refuses (on_incompatible: fail; exit 65)
 };
 

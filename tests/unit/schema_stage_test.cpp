@@ -1,4 +1,6 @@
 #define BOOST_TEST_MODULE schema_stage_test
+#include "agent/schema_stage.h"
+
 #include <fmt/format.h>
 
 #include <boost/test/unit_test.hpp>
@@ -6,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "agent/schema_stage.h"
 #include "tests/support/temp_dir.h"
 
 namespace tributary {
