@@ -17,18 +17,6 @@ namespace {
 using SourceFactory = std::function<std::unique_ptr<Source>(const SourceConfig&)>;
 using SinkFactory = std::function<std::unique_ptr<Sink>(const SinkConfig&)>;
 
-KafkaSinkOptions KafkaOptionsFor(const SinkConfig& c) {
-  return KafkaSinkOptions{
-      .name = c.name,
-      .brokers = c.brokers,
-      .topic_template = c.topic,
-      .tombstones = c.tombstones,
-      .schemas = c.schemas,
-      .dlq_topic = c.dlq_topic,
-      .librdkafka = c.librdkafka,
-  };
-}
-
 postgres::PostgresSourceOptions PostgresOptionsFor(const SourceConfig& c) {
   return postgres::PostgresSourceOptions{
       .name = c.name,
@@ -88,6 +76,18 @@ const std::map<std::string, SinkFactory>& SinkFactories() {
 }
 
 }  // namespace
+
+KafkaSinkOptions KafkaOptionsFor(const SinkConfig& c) {
+  return KafkaSinkOptions{
+      .name = c.name,
+      .brokers = c.brokers,
+      .topic_template = c.topic,
+      .tombstones = c.tombstones,
+      .schemas = c.schemas,
+      .dlq_topic = c.dlq_topic,
+      .librdkafka = c.librdkafka,
+  };
+}
 
 Result<std::unique_ptr<Source>> MakeSource(const SourceConfig& config) {
   auto it = SourceFactories().find(config.type);

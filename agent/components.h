@@ -7,6 +7,7 @@
 #include "agent/core/source.h"
 #include "agent/core/status.h"
 #include "schema_registry/schema_registry.h"
+#include "sinks/kafka/kafka_sink.h"
 
 namespace tributary {
 
@@ -14,6 +15,7 @@ namespace tributary {
 // sink touches its own folder and one line here.
 Result<std::unique_ptr<Source>> MakeSource(const SourceConfig& config);
 Result<std::unique_ptr<Sink>> MakeSink(const SinkConfig& config);
+KafkaSinkOptions KafkaOptionsFor(const SinkConfig& config);
 
 // The source's schema_compatibility and on_incompatible, as the registry takes them.
 SchemaPolicy SchemaPolicyFor(const SourceConfig& config);

@@ -7,10 +7,12 @@
 
 namespace tributary {
 
-// `tributary validate --connect`: reaches each source and reports, one line each with the
-// source's path, what would stop it from streaming: no connection, wal_level, the REPLICATION
-// privilege, replication slots, tables its globs match, replica identity. Read-only: it never
-// creates a slot or a publication. Source types it cannot check yet get a note, not a problem.
+// `tributary validate --connect`: reaches each source and sink and reports, one line each with
+// its config path, what would stop it from streaming (docs/operations.md lists the checks):
+// for PostgreSQL wal_level, the REPLICATION privilege, replication slots, replica identity; for
+// MySQL/MariaDB the binlog settings, replication privileges, server_id; for both the tables its
+// globs match; for a file sink a writable directory; for a Kafka sink brokers that answer and
+// the topics it will write. Read-only: it creates no slot, publication or topic.
 struct ConnectReport {
   std::vector<std::string> problems;
   std::vector<std::string> notes;

@@ -120,6 +120,24 @@ std::vector<std::string> CheckKafkaSinkOptions(const KafkaSinkOptions& options,
   return problems;
 }
 
+std::vector<std::pair<std::string, std::string>> KafkaProducerSettings(
+    const KafkaSinkOptions& options) {
+  std::vector<std::pair<std::string, std::string>> settings = BaseSettings(options);
+  settings.insert(settings.end(), options.librdkafka.begin(), options.librdkafka.end());
+  return settings;
+}
+
+std::vector<std::string> KafkaTopicsFor(const KafkaSinkOptions& options, const TableSchema& table) {
+  std::vector<std::string> topics;
+  for (std::string_view topic_template :
+       {std::string_view(options.topic_template), kSchemaChangeTopic}) {
+    if (Result<std::string> topic = FormatTopic(options.name, topic_template, table); topic.ok()) {
+      topics.push_back(std::move(topic).value());
+    }
+  }
+  return topics;
+}
+
 KafkaSink::KafkaSink(KafkaSinkOptions options) : options_(std::move(options)) {}
 
 KafkaSink::~KafkaSink() { Close(); }
@@ -132,9 +150,7 @@ Status KafkaSink::Open(AckCallback on_durable) {
 
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char errstr[512];
-  std::vector<std::pair<std::string, std::string>> settings = BaseSettings(options_);
-  settings.insert(settings.end(), options_.librdkafka.begin(), options_.librdkafka.end());
-  for (const auto& [key, value] : settings) {
+  for (const auto& [key, value] : KafkaProducerSettings(options_)) {
     if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr, sizeof errstr) !=
         RD_KAFKA_CONF_OK) {
       rd_kafka_conf_destroy(conf);

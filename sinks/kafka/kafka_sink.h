@@ -38,6 +38,14 @@ struct KafkaSinkOptions {
 std::vector<std::string> CheckKafkaSinkOptions(const KafkaSinkOptions& options,
                                                const std::string& path);
 
+// librdkafka settings of the sink's producer: the sink's defaults, then the `librdkafka` map.
+std::vector<std::pair<std::string, std::string>> KafkaProducerSettings(
+    const KafkaSinkOptions& options);
+
+// The topics `table`'s events go to: its rows' topic and its source's schema-change topic. A
+// name the template cannot make is left out; Open reports it.
+std::vector<std::string> KafkaTopicsFor(const KafkaSinkOptions& options, const TableSchema& table);
+
 // Produces each event as one Kafka record: key = the primary key as JSON, value = the Debezium
 // envelope, headers op, source.schema_version and source.position, partitioned like the Java
 // client (murmur2 of the key). Idempotent producer with acks=all. Schema-change events go to

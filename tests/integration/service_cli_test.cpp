@@ -10,6 +10,8 @@
 
 #include "tests/support/agent_process.h"
 #include "tests/support/file_events.h"
+#include "tests/support/kafka_mock.h"
+#include "tests/support/mariadb_server.h"
 #include "tests/support/pg_server.h"
 
 namespace tributary::testing {
@@ -92,6 +94,80 @@ BOOST_AUTO_TEST_CASE(wal_level_replica_is_reported) {
   auto [code, out] = RunCli(dir.path(), {"validate", "--connect", "--config", config.string()});
   BOOST_TEST(code == 78);
   BOOST_TEST(Contains(out, "sources[0]: the server has wal_level=replica"), out);
+}
+
+std::string MysqlSource(const std::string& dsn, int server_id, const std::string& tables) {
+  return fmt::format(
+      "  - {{name: shop, type: mysql, dsn: \"{}\", server_id: {}, tables: {}, snapshot: never, "
+      "sinks: [files]}}\n",
+      dsn, server_id, tables);
+}
+
+BOOST_AUTO_TEST_CASE(validate_connect_checks_a_mariadb_source) {
+  auto db = MariaDbServer::Start({"--binlog-format=MIXED"});
+  TempDir dir;
+  db->Exec(
+      "CREATE DATABASE shop; CREATE TABLE shop.orders (id int PRIMARY KEY); "
+      "CREATE TABLE shop.log (line text); "
+      "CREATE USER weak@'%' IDENTIFIED BY 'weak-pass'; GRANT SELECT ON shop.* TO weak@'%'");
+  const std::string weak_dsn = fmt::format("mysql://weak:weak-pass@127.0.0.1:{}", db->port());
+  auto config =
+      WriteConfig(dir.path(), MysqlSource(weak_dsn, 1, "[shop.orders, shop.log, \"audit.*\"]"));
+  auto [code, out] = RunCli(dir.path(), {"validate", "--connect", "--config", config.string()});
+  BOOST_TEST(code == 78);
+  BOOST_TEST(Contains(out, "sources[0]: the server has binlog_format=MIXED"), out);
+  BOOST_TEST(Contains(out, "sources[0]: the user weak lacks the REPLICATION SLAVE privilege"), out);
+  BOOST_TEST(Contains(out, "sources[0]: SHOW BINARY LOGS fails"), out);
+  BOOST_TEST(Contains(out, "sources[0].server_id: 1 is the server's own server_id"), out);
+  BOOST_TEST(Contains(out, "sources[0].tables[2]: \"audit.*\" matches no table"), out);
+  BOOST_TEST(Contains(out, "sources[0].tables[1]: table shop.log has no primary key"), out);
+  BOOST_TEST(!Contains(out, "weak-pass"), out);
+
+  db->Exec("SET GLOBAL binlog_format = 'ROW'");
+  config = WriteConfig(dir.path(), MysqlSource(db->Dsn(), 4242, "[shop.orders, shop.log]"));
+  Outcome good = RunCli(dir.path(), {"validate", "--connect", "--config", config.string()});
+  BOOST_TEST(good.code == 0, good.out);
+  BOOST_TEST(Contains(good.out, "sources[0]: binlogs "), good.out);
+
+  config =
+      WriteConfig(dir.path(), MysqlSource(fmt::format("mysql://cdc:wrong@127.0.0.1:{}", db->port()),
+                                          4242, "[shop.orders]"));
+  Outcome denied = RunCli(dir.path(), {"validate", "--connect", "--config", config.string()});
+  BOOST_TEST(denied.code == 78);
+  BOOST_TEST(Contains(denied.out, "sources[0].dsn: mysql: cannot connect to 127.0.0.1:"),
+             denied.out);
+}
+
+BOOST_AUTO_TEST_CASE(validate_connect_checks_kafka_brokers_and_topics) {
+  auto pg = PgServer::Start();
+  auto kafka = MockKafka::Start();
+  kafka->CreateTopic("shop.public.orders", 3);
+  TempDir dir;
+  pg->Exec("CREATE TABLE orders (id int PRIMARY KEY); CREATE TABLE items (id int PRIMARY KEY)");
+  auto write = [&](const std::string& brokers) {
+    const fs::path path = dir.path() / "kafka.yaml";
+    std::ofstream(path) << fmt::format(
+        "state_dir: {}\nsources:\n  - {{name: shop, type: postgres, dsn: \"{}\", tables: "
+        "[public.orders, public.items], snapshot: never, sinks: [bus]}}\nsinks:\n  - {{name: "
+        "bus, type: kafka, brokers: \"{}\", dlq_topic: shop.dlq}}\n",
+        (dir.path() / "state").string(), pg->Dsn(), brokers);
+    chmod(path.c_str(), 0600);
+    return path;
+  };
+  auto [code, out] =
+      RunCli(dir.path(), {"validate", "--connect", "--config", write(kafka->bootstrap()).string()});
+  BOOST_TEST(code == 0, out);
+  BOOST_TEST(Contains(out, "sinks[0].brokers: 3 broker(s) answered"), out);
+  BOOST_TEST(Contains(out, "sinks[0]: topic shop.public.items does not exist yet"), out);
+  BOOST_TEST(Contains(out, "sinks[0]: topic shop.schema-changes does not exist yet"), out);
+  BOOST_TEST(Contains(out, "sinks[0]: topic shop.dlq does not exist yet"), out);
+  BOOST_TEST(!Contains(out, "topic shop.public.orders"), out);
+
+  Outcome down =
+      RunCli(dir.path(), {"validate", "--connect", "--config", write("127.0.0.1:1").string()});
+  BOOST_TEST(down.code == 78);
+  BOOST_TEST(Contains(down.out, "sinks[0].brokers: no metadata from 127.0.0.1:1 within 10 s"),
+             down.out);
 }
 
 BOOST_AUTO_TEST_CASE(literal_password_in_a_readable_config_warns) {
