@@ -24,6 +24,7 @@
 #include "agent/snapshot_command.h"
 #include "agent/status_command.h"
 #include "agent/systemd_notify.h"
+#include "agent/transforms/key_change_split.h"
 #include "agent/transforms/masking_transform.h"
 
 namespace tributary {
@@ -159,6 +160,7 @@ int Run(const std::string& path) {
     }
     // Each pipeline runs on its own thread with its own transforms.
     std::vector<std::unique_ptr<Transform>> transforms;
+    transforms.push_back(std::make_unique<KeyChangeSplit>());
     if (config->masking) {
       auto masking = MaskingTransform::Create(*config->masking);
       if (!masking.ok()) {

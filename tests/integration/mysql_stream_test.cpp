@@ -46,11 +46,12 @@ BOOST_AUTO_TEST_CASE(insert_update_delete_stream_with_the_mysql_source_block) {
       "UPDATE shop.orders SET note = 'uno' WHERE id = 1;"
       "DELETE FROM shop.orders WHERE id = 2;"
       "BEGIN; INSERT INTO shop.items VALUES (18446744073709551615, 'max');"
-      "INSERT INTO shop.orders VALUES (3, 'three', -0.01); COMMIT;");
-  auto orders = WaitForEvents(TopicDir(dir.path(), "my.shop.orders"), 5, *agent);
+      "INSERT INTO shop.orders VALUES (3, 'three', -0.01); COMMIT;"
+      "UPDATE shop.orders SET id = 30 WHERE id = 3;");
+  auto orders = WaitForEvents(TopicDir(dir.path(), "my.shop.orders"), 7, *agent);
   auto items = WaitForEvents(TopicDir(dir.path(), "my.shop.items"), 1, *agent);
   BOOST_TEST(!std::filesystem::exists(TopicDir(dir.path(), "my.shop.ignored")));
-  BOOST_REQUIRE(orders.size() == 5u);
+  BOOST_REQUIRE(orders.size() == 7u);
   BOOST_TEST(orders[0]["op"] == "c");
   BOOST_TEST(orders[0]["after"] == json::parse(R"({"id":1,"note":"one","amount":"10.50"})"));
   BOOST_TEST(orders[1]["after"] == json::parse(R"({"id":2,"note":"two","amount":null})"));
@@ -62,6 +63,14 @@ BOOST_AUTO_TEST_CASE(insert_update_delete_stream_with_the_mysql_source_block) {
   BOOST_TEST(orders[3]["after"].is_null());
   BOOST_TEST(orders[4]["after"]["amount"] == "-0.01");
   BOOST_TEST(items[0]["after"]["id"] == 18446744073709551615ULL);
+  // An update of the key: a delete of the old row, then a create of the new one.
+  BOOST_TEST(orders[5]["op"] == "d");
+  BOOST_TEST(orders[5]["before"] == json::parse(R"({"id":3,"note":"three","amount":"-0.01"})"));
+  BOOST_TEST(orders[6]["op"] == "c");
+  BOOST_TEST(orders[6]["before"].is_null());
+  BOOST_TEST(orders[6]["after"] == json::parse(R"({"id":30,"note":"three","amount":"-0.01"})"));
+  BOOST_TEST(orders[6]["source"]["position"] ==
+             orders[5]["source"]["position"].get<std::string>() + "+");
   const json& source = orders[0]["source"];
   BOOST_TEST(source["connector"] == "mariadb");
   BOOST_TEST(source["name"] == "my");

@@ -75,13 +75,15 @@ BOOST_AUTO_TEST_CASE(inserts_updates_deletes_and_truncate_become_events) {
       "TRUNCATE items;",
       "crud");
   auto topic = TopicDir(dir.path(), "shop.public.items");
-  auto events = WaitForEvents(topic, 7, agent);
-  BOOST_TEST(events.size() == 7u);
+  auto events = WaitForEvents(topic, 8, agent);
+  BOOST_TEST(events.size() == 8u);
   std::string ops;
   for (const auto& e : events) ops += e["op"].get<std::string>();
   BOOST_TEST(ops ==
              "ccc"
-             "uud"
+             "u"
+             "dc"
+             "d"
              "t");
   BOOST_TEST(FirstOutOfOrder(events) == -1);
 
@@ -115,13 +117,18 @@ BOOST_AUTO_TEST_CASE(inserts_updates_deletes_and_truncate_become_events) {
   // UPDATE that keeps the key: no old image under REPLICA IDENTITY DEFAULT.
   BOOST_TEST(events[3]["before"].is_null());
   BOOST_TEST(events[3]["after"]["qty"] == 4);
-  // UPDATE of the key: the old key comes as `before`, non-key columns null.
+  // UPDATE of the key, as Debezium writes it: a delete of the old key (non-key columns null
+  // under REPLICA IDENTITY DEFAULT), then a create of the new row, right after it.
   BOOST_TEST(events[4]["before"]["id"] == 2);
-  BOOST_TEST(events[4]["after"]["id"] == 20);
-  BOOST_TEST(events[5]["before"]["id"] == 3);
-  BOOST_TEST(events[5]["after"].is_null());
-  BOOST_TEST(events[6]["before"].is_null());
+  BOOST_TEST(events[4]["after"].is_null());
+  BOOST_TEST(events[5]["before"].is_null());
+  BOOST_TEST(events[5]["after"] == json::parse(R"({"id":20,"name":"pear","qty":null})"));
+  BOOST_TEST(events[5]["source"]["position"] ==
+             events[4]["source"]["position"].get<std::string>() + "+");
+  BOOST_TEST(events[6]["before"]["id"] == 3);
   BOOST_TEST(events[6]["after"].is_null());
+  BOOST_TEST(events[7]["before"].is_null());
+  BOOST_TEST(events[7]["after"].is_null());
   BOOST_TEST(!std::filesystem::exists(TopicDir(dir.path(), "shop.public.not_captured")));
 
   agent.Signal(SIGTERM);
@@ -137,11 +144,11 @@ BOOST_AUTO_TEST_CASE(inserts_updates_deletes_and_truncate_become_events) {
   // A restart delivers nothing twice and picks up what changed while it was down.
   Pg().Exec("INSERT INTO items VALUES (5, 'kiwi', 1)", "crud");
   AgentProcess again({"run", "--config", config.string()}, dir.path() / "agent2.log");
-  events = WaitForEvents(topic, 8, again);
+  events = WaitForEvents(topic, 9, again);
   again.Signal(SIGTERM);
   BOOST_TEST(again.Wait(seconds(15)).value_or(-1) == 0);
   events = ReadTopicEvents(topic);
-  BOOST_TEST(events.size() == 8u);
+  BOOST_TEST(events.size() == 9u);
   BOOST_TEST(events.back()["after"]["name"] == "kiwi");
 }
 

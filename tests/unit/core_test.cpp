@@ -10,6 +10,7 @@
 #include "agent/core/status.h"
 #include "agent/core/table_cache.h"
 #include "agent/core/topic_name.h"
+#include "agent/transforms/key_change_split.h"
 #include "connectors/postgres/lsn.h"
 #include "tests/support/agent_process.h"
 #include "tests/support/temp_dir.h"
@@ -131,6 +132,101 @@ BOOST_AUTO_TEST_CASE(topic_templates_expand_and_report_mistakes) {
   BOOST_TEST(unknown.status().code() == StatusCode::kInvalidConfig);
   BOOST_TEST(unknown.status().message().find("sink s: topic template") == 0u);
   BOOST_TEST(!ExpandTopicTemplate("sink s", "{table", table).ok());
+}
+
+// A batch of table (id key, name): events built from (op, before, after, position), an image
+// given as {id, name} texts with "?" for a value the source did not send and "-" for none.
+struct SplitFixture {
+  using Image = std::optional<std::pair<std::string, std::string>>;
+
+  explicit SplitFixture(bool keyed = true) {
+    auto table = std::make_shared<TableSchema>();
+    table->schema = "public";
+    table->table = "t";
+    ColumnSchema id;
+    id.name = "id";
+    id.key = keyed;
+    ColumnSchema name;
+    name.name = "name";
+    table->columns = {id, name};
+    schema = table;
+  }
+
+  void Add(Op op, const Image& before, const Image& after, const std::string& position) {
+    Event event;
+    event.op = op;
+    event.table = batch.Retain(schema);
+    event.position = batch.AddValue(ValueKind::kString, position);
+    for (auto [image, slot] :
+         {std::pair{&before, &event.before}, std::pair{&after, &event.after}}) {
+      if (!*image) continue;
+      *slot = static_cast<uint32_t>(batch.values.size());
+      for (const std::string& text : {(*image)->first, (*image)->second}) {
+        batch.values.push_back(text == "?" ? Value{0, 0, ValueKind::kUnavailable}
+                                           : batch.AddValue(ValueKind::kRaw, text));
+      }
+    }
+    batch.events.push_back(event);
+  }
+
+  std::string Ops() const {
+    std::string ops;
+    for (const Event& event : batch.events) ops += static_cast<char>(event.op);
+    return ops;
+  }
+
+  std::string Id(std::optional<uint32_t> image) const {
+    return image ? std::string(batch.Text(batch.values[*image])) : "-";
+  }
+
+  std::shared_ptr<const TableSchema> schema;
+  Batch batch;
+};
+
+BOOST_AUTO_TEST_CASE(an_update_of_the_key_becomes_delete_then_create) {
+  SplitFixture f;
+  f.Add(Op::kCreate, std::nullopt, std::pair{"1", "a"}, "p1");
+  f.Add(Op::kUpdate, std::pair{"1", "a"}, std::pair{"1", "b"}, "p2");
+  f.Add(Op::kUpdate, std::pair{"2", "x"}, std::pair{"20", "x"}, "p3");
+  f.Add(Op::kUpdate, std::pair{"?", "x"}, std::pair{"5", "y"}, "p4");
+  f.Add(Op::kDelete, std::pair{"1", "b"}, std::nullopt, "p5");
+  KeyChangeSplit split;
+  BOOST_REQUIRE(split.Apply(f.batch).ok());
+  BOOST_TEST(f.Ops() == "cudcud");
+  const Event& removed = f.batch.events[2];
+  const Event& created = f.batch.events[3];
+  BOOST_TEST(f.Id(removed.before) == "2");
+  BOOST_TEST(!removed.after.has_value());
+  BOOST_TEST(f.batch.Text(removed.position) == "p3");
+  BOOST_TEST(!created.before.has_value());
+  BOOST_TEST(f.Id(created.after) == "20");
+  BOOST_TEST(f.batch.Text(created.position) == "p3+");
+  // Positions still sort in change order.
+  for (size_t i = 1; i < f.batch.events.size(); ++i) {
+    BOOST_TEST(
+        (f.batch.Text(f.batch.events[i - 1].position) < f.batch.Text(f.batch.events[i].position)));
+  }
+  // A key the source did not send counts as unchanged: the update stays one event.
+  BOOST_TEST((f.batch.values[*f.batch.events[4].before].kind == ValueKind::kUnavailable));
+
+  // Applying it again changes nothing: there is no update of a key left.
+  BOOST_REQUIRE(split.Apply(f.batch).ok());
+  BOOST_TEST(f.Ops() == "cudcud");
+}
+
+BOOST_AUTO_TEST_CASE(updates_of_tables_without_key_stay_updates_and_bad_images_are_fatal) {
+  SplitFixture unkeyed(/*keyed=*/false);
+  unkeyed.Add(Op::kUpdate, std::pair{"2", "x"}, std::pair{"20", "y"}, "p1");
+  KeyChangeSplit split;
+  BOOST_REQUIRE(split.Apply(unkeyed.batch).ok());
+  BOOST_TEST(unkeyed.Ops() == "u");
+
+  SplitFixture broken;
+  broken.Add(Op::kUpdate, std::pair{"2", "x"}, std::pair{"20", "x"}, "p1");
+  broken.batch.events[0].after = 7;
+  Status status = split.Apply(broken.batch);
+  BOOST_TEST(status.code() == StatusCode::kFatal);
+  BOOST_TEST(status.message().find("public.t") != std::string::npos, status.message());
 }
 
 }  // namespace
