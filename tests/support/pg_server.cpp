@@ -106,10 +106,7 @@ std::unique_ptr<PgServer> PgServer::Start(const std::vector<std::string>& extra_
     // postgresql.auto.conf is read last, so these settings win.
     std::ofstream(server->data_dir_ / "postgresql.auto.conf", std::ios::trunc) << conf;
     try {
-      RunCommand(
-          AsPostgres(fmt::format("{} -D '{}' -l '{}/server.log' -w -t 60 start", PgBin("pg_ctl"),
-                                 server->data_dir_.string(), server->dir_->path().string())));
-      server->running_ = true;
+      server->Launch();
       return server;
     } catch (const std::exception&) {
       // Most likely the port was taken between choosing and binding it; try another.
@@ -129,6 +126,17 @@ PgServer::~PgServer() {
   } catch (const std::exception&) {
     // Best effort: the temp dir goes away regardless.
   }
+}
+
+void PgServer::Launch() {
+  RunCommand(AsPostgres(fmt::format("{} -D '{}' -l '{}/server.log' -w -t 60 start", PgBin("pg_ctl"),
+                                    data_dir_.string(), dir_->path().string())));
+  running_ = true;
+}
+
+void PgServer::Restart() {
+  Stop();
+  Launch();
 }
 
 void PgServer::Stop() {

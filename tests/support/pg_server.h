@@ -30,10 +30,14 @@ class PgServer {
                                               const std::string& dbname = "postgres") const;
   std::string QueryValue(const std::string& sql, const std::string& dbname = "postgres") const;
 
+  // An immediate shutdown, as a crash would stop it; Restart() then starts it again on the same
+  // port and data (crash recovery included).
   void Stop();
+  void Restart();
 
  private:
   PgServer() = default;
+  void Launch();
   std::unique_ptr<TempDir> dir_;
   std::filesystem::path data_dir_;
   int port_ = 0;
