@@ -218,6 +218,68 @@ BOOST_AUTO_TEST_CASE(every_mapped_type_round_trips) {
   BOOST_TEST(agent.Wait(seconds(15)).value_or(-1) == 0);
 }
 
+// Before images as each REPLICA IDENTITY allows, and a TOASTed value an update did not touch:
+// a placeholder under DEFAULT (PostgreSQL does not send it), the real value under FULL.
+BOOST_AUTO_TEST_CASE(row_images_follow_the_replica_identity_and_toast_is_never_stale) {
+  TempDir dir;
+  Pg().Exec("CREATE DATABASE images");
+  Pg().Exec(
+      "CREATE TABLE dflt (id int PRIMARY KEY, big text, n int);"
+      "CREATE TABLE full_t (id int PRIMARY KEY, big text, n int);"
+      "ALTER TABLE full_t REPLICA IDENTITY FULL;"
+      "CREATE TABLE idx (id int PRIMARY KEY, code text NOT NULL, n int);"
+      "CREATE UNIQUE INDEX idx_code ON idx (code);"
+      "ALTER TABLE idx REPLICA IDENTITY USING INDEX idx_code;"
+      // Out of line and uncompressed: TOASTed for sure.
+      "ALTER TABLE dflt ALTER COLUMN big SET STORAGE EXTERNAL;"
+      "ALTER TABLE full_t ALTER COLUMN big SET STORAGE EXTERNAL;",
+      "images");
+  auto config = WritePgFileConfig(dir.path(), Pg(), "images", "im", "[public.*]");
+  AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent.log");
+  WaitForSlotActive(agent, "tributary_im");
+  const std::string big_sql =
+      "(SELECT string_agg(md5(g::text), '') FROM generate_series(1, 400) g)";
+  Pg().Exec(
+      fmt::format("INSERT INTO dflt VALUES (1, {0}, 0); INSERT INTO full_t VALUES (1, {0}, 0);"
+                  "INSERT INTO idx VALUES (1, 'a', 0);"
+                  "UPDATE dflt SET n = 1; UPDATE full_t SET n = 1;"
+                  "UPDATE idx SET n = 1; UPDATE idx SET code = 'b';"
+                  "DELETE FROM dflt; DELETE FROM full_t; DELETE FROM idx;",
+                  big_sql),
+      "images");
+  const std::string big = Pg().QueryValue("SELECT " + big_sql, "images");
+  BOOST_REQUIRE(big.size() == 12800u);
+  auto dflt = WaitForEvents(TopicDir(dir.path(), "im.public.dflt"), 3, agent);
+  auto full = WaitForEvents(TopicDir(dir.path(), "im.public.full_t"), 3, agent);
+  auto idx = WaitForEvents(TopicDir(dir.path(), "im.public.idx"), 5, agent);
+  agent.Signal(SIGTERM);
+  BOOST_TEST(agent.Wait(seconds(15)).value_or(-1) == 0);
+
+  // DEFAULT: no old image on an update that keeps the key; the untouched TOAST value is the
+  // placeholder, never null and never an old value; a delete carries the key only.
+  BOOST_REQUIRE(dflt.size() == 3u);
+  BOOST_TEST(dflt[0]["after"]["big"] == big);
+  BOOST_TEST(dflt[1]["before"].is_null());
+  BOOST_TEST(dflt[1]["after"]["big"] == "__debezium_unavailable_value");
+  BOOST_TEST(dflt[1]["after"]["n"] == 1);
+  BOOST_TEST(dflt[2]["before"] == json::parse(R"({"id":1,"big":null,"n":null})"));
+  // FULL: the whole old row, and the untouched TOAST value filled in from it.
+  BOOST_REQUIRE(full.size() == 3u);
+  BOOST_TEST(full[1]["before"]["n"] == 0);
+  BOOST_TEST(full[1]["before"]["big"] == big);
+  BOOST_TEST(full[1]["after"]["big"] == big);
+  BOOST_TEST(full[2]["before"]["big"] == big);
+  BOOST_TEST(full[2]["before"]["n"] == 1);
+  // USING INDEX on (code): the key is code; an update of code is a delete and a create.
+  std::string ops;
+  for (const json& event : idx) ops += event["op"].get<std::string>();
+  BOOST_TEST(ops == "cudcd");
+  BOOST_TEST(idx[1]["before"].is_null());
+  BOOST_TEST(idx[2]["before"]["code"] == "a");
+  BOOST_TEST(idx[3]["after"] == json::parse(R"({"id":1,"code":"b","n":1})"));
+  BOOST_TEST(idx[4]["before"] == json::parse(R"({"id":null,"code":"b","n":null})"));
+}
+
 BOOST_AUTO_TEST_CASE(slot_ahead_of_checkpoint_or_gone_stops_with_65) {
   TempDir dir;
   Pg().Exec("CREATE DATABASE ahead");
