@@ -20,6 +20,49 @@ find_agent() {
   [ -x "$agent_bin" ] || fail "agent binary $agent_bin is missing or not executable"
 }
 
+# Sets mock_kafka_bin and bare_producer_bin: $TRIBUTARY_MOCK_KAFKA_BIN and
+# $TRIBUTARY_BARE_PRODUCER_BIN, or both built into build/bench-tools (tests/tools).
+find_kafka_tools() {
+  mock_kafka_bin=${TRIBUTARY_MOCK_KAFKA_BIN:-}
+  bare_producer_bin=${TRIBUTARY_BARE_PRODUCER_BIN:-}
+  if [ -z "$mock_kafka_bin" ] || [ -z "$bare_producer_bin" ]; then
+    log "Building the Kafka tools into build/bench-tools"
+    cmake -S . -B build/bench-tools -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    ninja -C build/bench-tools tributary_mock_kafka tributary_bare_producer >/dev/null
+    mock_kafka_bin=${mock_kafka_bin:-$PWD/build/bench-tools/tests/tributary_mock_kafka}
+    bare_producer_bin=${bare_producer_bin:-$PWD/build/bench-tools/tests/tributary_bare_producer}
+  fi
+  [ -x "$mock_kafka_bin" ] || fail "mock cluster binary $mock_kafka_bin is missing"
+  [ -x "$bare_producer_bin" ] || fail "bare producer binary $bare_producer_bin is missing"
+}
+
+# Newlines in a file sink's topic directory so far, counted incrementally: segments only grow,
+# and a segment keeps its number when it is renamed from .N.jsonl.inprogress to N.jsonl. Sets
+# lines_now; runs in this shell (not in $(...)) so that the counts carry over between polls.
+declare -A counted_bytes counted_lines
+lines_now=0
+count_reset() { counted_bytes=(); counted_lines=(); lines_now=0; }
+count_lines() {
+  local dir=$1 total=0 f seg size have chunk
+  shopt -s nullglob dotglob
+  local files=("$dir"/*.jsonl "$dir"/.*.jsonl.inprogress)
+  shopt -u nullglob dotglob
+  for f in "${files[@]}"; do
+    seg=${f##*/}; seg=${seg#.}; seg=${seg%%.*}
+    size=$(stat -c %s "$f" 2>/dev/null) || continue   # renamed between glob and stat
+    have=${counted_bytes[$seg]:-0}
+    if [ "$size" -gt "$have" ]; then
+      # The segment may be renamed after the stat: count it again, under its new name, next time.
+      chunk=$(dd if="$f" iflag=skip_bytes,count_bytes skip="$have" count=$((size - have)) \
+                status=none 2>/dev/null | wc -l || exit 1) || continue
+      counted_lines[$seg]=$(( ${counted_lines[$seg]:-0} + chunk ))
+      counted_bytes[$seg]=$size
+    fi
+  done
+  for seg in "${!counted_lines[@]}"; do total=$((total + counted_lines[$seg])); done
+  lines_now=$total
+}
+
 # Sets port: a free TCP port on 127.0.0.1.
 find_free_port() {
   port=

@@ -91,33 +91,6 @@ relid=$(sql -c "SELECT 'public.bench'::regclass::oid")
 
 # --- measuring -------------------------------------------------------------------------------
 
-# Newlines in the agent's output so far, counted incrementally: segments only grow, and a
-# segment keeps its number when it is renamed from .N.jsonl.inprogress to N.jsonl. Sets
-# lines_now; runs in this shell (not in $(...)) so that the counts carry over between polls.
-declare -A counted_bytes counted_lines
-lines_now=0
-count_reset() { counted_bytes=(); counted_lines=(); lines_now=0; }
-count_lines() {
-  local dir=$1 total=0 f seg size have chunk
-  shopt -s nullglob dotglob
-  local files=("$dir"/*.jsonl "$dir"/.*.jsonl.inprogress)
-  shopt -u nullglob dotglob
-  for f in "${files[@]}"; do
-    seg=${f##*/}; seg=${seg#.}; seg=${seg%%.*}
-    size=$(stat -c %s "$f" 2>/dev/null) || continue   # renamed between glob and stat
-    have=${counted_bytes[$seg]:-0}
-    if [ "$size" -gt "$have" ]; then
-      # The segment may be renamed after the stat: count it again, under its new name, next time.
-      chunk=$(dd if="$f" iflag=skip_bytes,count_bytes skip="$have" count=$((size - have)) \
-                status=none 2>/dev/null | wc -l || exit 1) || continue
-      counted_lines[$seg]=$(( ${counted_lines[$seg]:-0} + chunk ))
-      counted_bytes[$seg]=$size
-    fi
-  done
-  for seg in "${!counted_lines[@]}"; do total=$((total + counted_lines[$seg])); done
-  lines_now=$total
-}
-
 # Reads "elapsed user sys maxrss_kb" from a GNU time output file (last line).
 time_fields() { tail -n 1 "$1"; }
 
