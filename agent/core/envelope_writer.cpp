@@ -330,8 +330,14 @@ void EnvelopeWriter::WriteSource(const Batch& batch, const Event& event, std::st
   out.append(",\"position\":");
   AppendJsonString(batch.Text(event.position), out);
   if (batch.masking_policy != nullptr) {
-    out.append(",\"masking_policy\":");
-    AppendJsonString(*batch.masking_policy, out);
+    constexpr std::string_view kPrefix = ",\"masking_policy\":\"";
+    const std::string& policy = *batch.masking_policy;
+    if (policy_json_.size() != kPrefix.size() + policy.size() + 1 ||
+        policy_json_.compare(kPrefix.size(), policy.size(), policy) != 0) {
+      policy_json_.assign(",\"masking_policy\":");
+      AppendJsonString(policy, policy_json_);
+    }
+    out.append(policy_json_);
   }
   out.push_back('}');
 }

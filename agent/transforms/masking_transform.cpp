@@ -187,14 +187,21 @@ Result<std::unique_ptr<MaskingTransform>> MaskingTransform::Create(const Masking
 Status MaskingTransform::Apply(Batch& batch) {
   batch.masking_policy = &fingerprint_;
   if (++batches_ % kPruneEveryBatches == 0) plans_.Prune();
+  // Events of one table come in runs: the plan and its masked schema are looked up once a run.
+  const TableSchema* run_table = nullptr;
+  Plan* plan = nullptr;
+  const TableSchema* masked_table = nullptr;
   for (Event& event : batch.events) {
     // A schema change has no row images to mask.
     if (event.table == nullptr || event.op == Op::kSchemaChange) continue;
-    ASSIGN_OR_RETURN(Plan * plan,
-                     plans_.Get("masking", batch, event.table,
-                                [this](const std::shared_ptr<const TableSchema>& table) {
-                                  return Result<Plan>(Compile(*table));
-                                }));
+    if (event.table != run_table) {
+      ASSIGN_OR_RETURN(plan, plans_.Get("masking", batch, event.table,
+                                        [this](const std::shared_ptr<const TableSchema>& table) {
+                                          return Result<Plan>(Compile(*table));
+                                        }));
+      run_table = event.table;
+      masked_table = plan->masked ? batch.Retain(plan->masked) : nullptr;
+    }
     if (plan->steps.empty()) continue;
     const size_t width = event.table->columns.size();
     for (const std::optional<uint32_t>& image : {event.before, event.after}) {
@@ -205,7 +212,7 @@ Status MaskingTransform::Apply(Batch& batch) {
       RETURN_IF_ERROR(MaskRow(batch, *plan, *image));
       if (event.before == event.after) break;  // one image shared by both: mask it once
     }
-    if (plan->masked) event.table = batch.Retain(plan->masked);
+    if (masked_table != nullptr) event.table = masked_table;
   }
   return Status::Ok();
 }
