@@ -790,7 +790,6 @@ std::shared_ptr<const TableSchema> MysqlSource::SchemaFor(const TableMap& map) {
                    schema->columns.end(), same)) {
       return latest;
     }
-    schema->version = latest->version + 1;
   }
   latest = schema;
   return schema;

@@ -99,7 +99,7 @@ class MysqlSource : public Source {
   std::unordered_map<uint32_t, uint8_t> collation_char_bytes_;
   std::unordered_map<std::string, uint8_t> charset_char_bytes_;
   std::unordered_map<uint64_t, Table> tables_;  // by table id
-  // Latest schema of each captured "db.table", to number versions as TABLE_MAPs change.
+  // Latest schema of each captured "db.table": a TABLE_MAP of the same shape reuses it.
   std::unordered_map<std::string, std::shared_ptr<const TableSchema>> schemas_;
   // The latest DDL statement that gave a captured "db.table" its shape, until the table's next
   // TABLE_MAP builds a schema.
