@@ -40,8 +40,9 @@ build/fuzz/tests/fuzz/binlog_rows_fuzz -max_total_time="${FUZZ_SECONDS:-30}" -pr
 echo "fuzz: binlog row decoder ran ${FUZZ_SECONDS:-30}s without a finding"
 phase "fuzz"
 
-# -O1 keeps asserts and good sanitizer reports at a fraction of -O0's run time; -g1 (line
-# tables only) is all a sanitizer report needs, and compiles and links faster than -g.
+# -O1 keeps asserts and good sanitizer reports at a fraction of -O0's run time (the test files
+# themselves build at -O0: tests/CMakeLists.txt); -g1 (line tables only) is all a sanitizer
+# report needs, and compiles and links faster than -g.
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g1 -O1" \
   -DTRIBUTARY_SANITIZE=ON >/dev/null
 ninja -C build/asan -j"$jobs"
