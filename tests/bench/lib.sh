@@ -7,6 +7,22 @@ median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(
 # PostgreSQL refuses to run as root.
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
+# Sets json_out from the script's arguments, `[--json FILE]`; --help prints the script's header
+# comment.
+parse_json_arg() {
+  json_out=
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --json) [ $# -ge 2 ] || { echo "$bench_name: --json needs a FILE" >&2; exit 2; }
+              json_out=$2; shift 2 ;;
+      --json=*) json_out=${1#--json=}; shift ;;
+      -h|--help) sed -n '2,/^set -E/p' "$0" | sed '$d'; exit 0 ;;
+      *) echo "$bench_name: unknown argument $1 (usage: $0 [--json FILE])" >&2; exit 2 ;;
+    esac
+  done
+  [ -z "$json_out" ] || case "$json_out" in /*) ;; *) json_out="$PWD/$json_out" ;; esac
+}
+
 # Sets agent_bin: $TRIBUTARY_BIN, or the agent built into build/bench.
 find_agent() {
   if [ -n "${TRIBUTARY_BIN:-}" ]; then

@@ -22,27 +22,16 @@ set -Eeuo pipefail
 trap 'echo "pg_to_file: FAILED at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/../.."
 
-json_out=
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --json) [ $# -ge 2 ] || { echo "pg_to_file: --json needs a FILE" >&2; exit 2; }
-            json_out=$2; shift 2 ;;
-    --json=*) json_out=${1#--json=}; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
-    *) echo "pg_to_file: unknown argument $1 (usage: $0 [--json FILE])" >&2; exit 2 ;;
-  esac
-done
-[ -z "$json_out" ] || case "$json_out" in /*) ;; *) json_out="$PWD/$json_out" ;; esac
+bench_name=pg_to_file
+# shellcheck source=tests/bench/lib.sh
+source tests/bench/lib.sh
+parse_json_arg "$@"
 
 insert_rows=${BENCH_INSERT_ROWS:-1000000}
 update_txns=${BENCH_UPDATE_TXNS:-200000}
 repeats=${BENCH_REPEATS:-3}
 timeout_s=${BENCH_TIMEOUT:-600}
 [ "$update_txns" -le "$insert_rows" ] || { echo "pg_to_file: BENCH_UPDATE_TXNS > BENCH_INSERT_ROWS" >&2; exit 2; }
-
-bench_name=pg_to_file
-# shellcheck source=tests/bench/lib.sh
-source tests/bench/lib.sh
 
 # --- tools and the agent --------------------------------------------------------------------
 need_deps=

@@ -32,17 +32,10 @@ set -Eeuo pipefail
 trap 'echo "pg_to_kafka: FAILED at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/../.."
 
-json_out=
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --json) [ $# -ge 2 ] || { echo "pg_to_kafka: --json needs a FILE" >&2; exit 2; }
-            json_out=$2; shift 2 ;;
-    --json=*) json_out=${1#--json=}; shift ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
-    *) echo "pg_to_kafka: unknown argument $1 (usage: $0 [--json FILE])" >&2; exit 2 ;;
-  esac
-done
-[ -z "$json_out" ] || case "$json_out" in /*) ;; *) json_out="$PWD/$json_out" ;; esac
+bench_name=pg_to_kafka
+# shellcheck source=tests/bench/lib.sh
+source tests/bench/lib.sh
+parse_json_arg "$@"
 
 rows=${BENCH_INSERT_ROWS:-500000}
 partitions=${BENCH_PARTITIONS:-4}
@@ -50,10 +43,6 @@ repeats=${BENCH_REPEATS:-3}
 timeout_s=${BENCH_TIMEOUT:-600}
 topic=bench.public.bench
 target=0.8
-
-bench_name=pg_to_kafka
-# shellcheck source=tests/bench/lib.sh
-source tests/bench/lib.sh
 
 # --- tools, the agent and the baseline -------------------------------------------------------
 for tool in /usr/lib/postgresql/15/bin/pg_ctl /usr/bin/psql /usr/bin/time /usr/bin/jq /usr/bin/kcat; do
