@@ -17,6 +17,14 @@ namespace tributary::postgres {
 
 namespace {
 
+// The statement asking source `source` to snapshot `schema`.`table`: a logical decoding message
+// it meets in its stream.
+std::string SnapshotRequestSql(PgConnection& conn, std::string_view source, std::string_view schema,
+                               std::string_view table) {
+  return "SELECT pg_logical_emit_message(true, " + conn.QuoteLiteral(kMessagePrefix) + ", " +
+         conn.QuoteLiteral(SnapshotRequestMessage(source, schema, table)) + ")";
+}
+
 // How long a Poll that has events keeps gathering more, and the step it sleeps in between
 // reads. Adds at most kLinger to the latency of a change, far below the sink's flush interval.
 constexpr auto kLinger = std::chrono::milliseconds(10);
@@ -105,21 +113,27 @@ Status PostgresSource::Open(const std::optional<std::string>& checkpoint) {
   return StartStreaming(start_lsn);
 }
 
-Result<std::vector<PostgresSource::TableName>> PostgresSource::ResolveTables() {
+Result<std::map<PostgresSource::TableName, std::string>> PostgresSource::MatchingTables() {
   ASSIGN_OR_RETURN(TextRows rows,
-                   catalog_->Query("SELECT n.nspname, c.relname FROM pg_class c "
+                   catalog_->Query("SELECT n.nspname, c.relname, c.oid FROM pg_class c "
                                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
                                    "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
                                    "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-                                   "AND n.nspname NOT LIKE 'pg_toast%' "
-                                   "ORDER BY 1, 2"));
-  std::vector<TableName> tables;
+                                   "AND n.nspname NOT LIKE 'pg_toast%'"));
+  std::map<TableName, std::string> tables;
   for (const auto& row : rows) {
     std::string name = row[0] + "." + row[1];
     if (MatchesAny(options_.tables, name) && !MatchesAny(options_.exclude_tables, name)) {
-      tables.push_back({row[0], row[1]});
+      tables.emplace(TableName{row[0], row[1]}, row[2]);
     }
   }
+  return tables;
+}
+
+Result<std::vector<PostgresSource::TableName>> PostgresSource::ResolveTables() {
+  ASSIGN_OR_RETURN(captured_, MatchingTables());
+  std::vector<TableName> tables;
+  for (const auto& [name, oid] : captured_) tables.push_back(name);
   if (tables.empty()) {
     return Status::InvalidConfig(
         fmt::format("postgres: source {}: no table in database {} matches `tables` (minus "
@@ -164,19 +178,55 @@ Status PostgresSource::EnsurePublication(const std::vector<TableName>& tables, b
   std::set<TableName> have;
   for (const auto& row : current) have.insert({row[0], row[1]});
   if (have == std::set<TableName>(tables.begin(), tables.end())) return Status::Ok();
-  if (resuming) {
-    for (const auto& [schema, table] : tables) {
-      if (have.contains({schema, table})) continue;
-      // The stream resumes before now, but the publication covers the table only from now.
-      spdlog::warn(
-          "postgres: Table joins the publication; its changes are captured from now "
-          "on, earlier ones are not source={} table={}.{}",
-          options_.name, schema, table);
-    }
+  // The stream resumes before now, but the publication covers a new table only from now: its
+  // rows come from an on-demand snapshot, requested in the same transaction.
+  std::string sql;
+  for (const TableName& table : tables) {
+    if (!resuming || have.contains(table)) continue;
+    if (options_.initial_snapshot)
+      sql += SnapshotRequestSql(*catalog_, options_.name, table.first, table.second) + "; ";
+    spdlog::info("postgres: Table joins the publication source={} table={}.{} snapshot={}",
+                 options_.name, table.first, table.second,
+                 options_.initial_snapshot ? "requested" : "none (snapshot: never)");
   }
   spdlog::info("postgres: Updating publication tables source={} publication={} tables={}",
                options_.name, options_.publication, tables.size());
-  return catalog_->Command("ALTER PUBLICATION " + ident + " SET TABLE " + table_list);
+  return catalog_->Command(sql + "ALTER PUBLICATION " + ident + " SET TABLE " + table_list);
+}
+
+// Statements in one simple query run as one transaction: the table joins the publication and
+// its snapshot request enters the WAL together, so a crash cannot leave one without the other.
+Status PostgresSource::CaptureNewTables() {
+  ASSIGN_OR_RETURN(auto matching, MatchingTables());
+  const std::string publication = catalog_->QuoteIdentifier(options_.publication);
+  for (const auto& [table, oid] : matching) {
+    auto known = captured_.find(table);
+    if ((known != captured_.end() && known->second == oid) || refused_.contains(oid)) continue;
+    const std::string name = table.first + "." + table.second;
+    std::string sql =
+        options_.initial_snapshot
+            ? SnapshotRequestSql(*catalog_, options_.name, table.first, table.second) + "; "
+            : "";
+    sql += "ALTER PUBLICATION " + publication + " ADD TABLE " +
+           catalog_->QuoteIdentifier(table.first) + "." + catalog_->QuoteIdentifier(table.second);
+    Status added = catalog_->Command(sql);
+    if (added.code() == StatusCode::kRetriable) return added;
+    if (!added.ok()) {
+      refused_.insert(oid);
+      spdlog::warn(
+          "postgres: A new table matches `tables` but cannot join the publication; add it as "
+          "its owner (ALTER PUBLICATION {} ADD TABLE {}), then `tributary snapshot --table {}` "
+          "source={} error=\"{}\"",
+          options_.publication, name, name, options_.name, added.message());
+      continue;
+    }
+    captured_[table] = oid;
+    snapshotter_.Capture(table.first, table.second);
+    spdlog::info("postgres: New table joins the capture source={} table={} snapshot={}",
+                 options_.name, name,
+                 options_.initial_snapshot ? "requested" : "none (snapshot: never)");
+  }
+  return Status::Ok();
 }
 
 Result<uint64_t> PostgresSource::PrepareSlot(const std::optional<uint64_t>& checkpoint_lsn) {
@@ -287,6 +337,10 @@ Status PostgresSource::SendStatus(bool reply_requested) {
 
 Status PostgresSource::Poll(Batch& batch, size_t max_bytes, std::chrono::milliseconds timeout) {
   if (!stream_) return Status::Retriable("postgres: source is not open");
+  if (const auto now = std::chrono::steady_clock::now(); now >= next_table_check_) {
+    next_table_check_ = now + options_.heartbeat_interval;
+    RETURN_IF_ERROR(CaptureNewTables());
+  }
   if (snapshotter_.pending()) RETURN_IF_ERROR(snapshotter_.MaybeStartChunk(*catalog_));
   auto deadline = std::chrono::steady_clock::now() + timeout;
   auto linger_until = std::min(deadline, std::chrono::steady_clock::now() + kLinger);
@@ -763,10 +817,7 @@ Status RequestSnapshot(const PostgresSourceOptions& options, const std::string& 
     return Status::InvalidConfig(
         fmt::format("source {}: table {} does not exist in the database", options.name, name));
   }
-  return catalog
-      .Query("SELECT pg_logical_emit_message(true, " + catalog.QuoteLiteral(kMessagePrefix) + ", " +
-             catalog.QuoteLiteral(SnapshotRequestMessage(options.name, schema, table)) + ")")
-      .status();
+  return catalog.Query(SnapshotRequestSql(catalog, options.name, schema, table)).status();
 }
 
 }  // namespace tributary::postgres

@@ -1,8 +1,10 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -54,10 +56,15 @@ class PostgresSource : public Source {
 
   using TableName = std::pair<std::string, std::string>;  // schema, table
 
+  // The tables `tables` and `exclude_tables` match now, with their OIDs.
+  Result<std::map<TableName, std::string>> MatchingTables();
   Result<std::vector<TableName>> ResolveTables();
   // Creates the publication, or sets its tables to `tables`; `resuming` when streaming will
-  // restart from a checkpoint.
+  // restart from a checkpoint, in which case tables new to the publication get an on-demand
+  // snapshot (with `snapshot: initial`).
   Status EnsurePublication(const std::vector<TableName>& tables, bool resuming);
+  // Adds the tables created (or created again) under the globs since Open to the publication.
+  Status CaptureNewTables();
   Result<uint64_t> PrepareSlot(const std::optional<uint64_t>& checkpoint_lsn);
   Status StartStreaming(uint64_t start_lsn);
   Status SendStatus(bool reply_requested);
@@ -102,6 +109,9 @@ class PostgresSource : public Source {
   uint64_t flushed_lsn_ = 0;     // the latest durably checkpointed position
   std::chrono::steady_clock::time_point last_status_{};
   std::chrono::steady_clock::time_point last_receive_{};
+  std::map<TableName, std::string> captured_;  // the tables in the publication, with their OIDs
+  std::set<std::string> refused_;  // OIDs of tables the role may not add to the publication
+  std::chrono::steady_clock::time_point next_table_check_{};
 };
 
 // Asks the source to re-snapshot `schema`.`table` while it streams: a logical decoding message

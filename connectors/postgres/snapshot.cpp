@@ -279,6 +279,13 @@ void Snapshotter::Reset(SnapshotProgress progress,
   Discard();
 }
 
+void Snapshotter::Capture(const std::string& schema, const std::string& table) {
+  if (std::find(captured_.begin(), captured_.end(), std::make_pair(schema, table)) ==
+      captured_.end()) {
+    captured_.emplace_back(schema, table);
+  }
+}
+
 void Snapshotter::Discard() {
   state_ = ChunkState::kNone;
   chunk_table_.reset();

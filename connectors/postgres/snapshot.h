@@ -114,6 +114,8 @@ class Snapshotter {
   // Starts from `progress` (from the checkpoint, or a fresh initial snapshot); `captured` are
   // the tables a request may name. Drops any chunk in flight.
   void Reset(SnapshotProgress progress, std::vector<std::pair<std::string, std::string>> captured);
+  // A table that joined the capture while streaming: requests may name it from now on.
+  void Capture(const std::string& schema, const std::string& table);
 
   // Encoded progress after the last chunk emitted: what positions carry.
   const std::string& encoded_progress() const { return encoded_; }
