@@ -203,6 +203,23 @@ Status PostgresSource::CaptureNewTables() {
     auto known = captured_.find(table);
     if ((known != captured_.end() && known->second == oid) || refused_.contains(oid)) continue;
     const std::string name = table.first + "." + table.second;
+    // Published without a replica identity, the table would refuse UPDATE and DELETE.
+    ASSIGN_OR_RETURN(TextRows identity,
+                     catalog_->Query("SELECT c.relreplident <> 'n' AND (c.relreplident <> 'd' OR "
+                                     "EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid "
+                                     "AND i.indisprimary)) FROM pg_class c WHERE c.oid = " +
+                                     oid));
+    if (identity.empty()) continue;  // dropped meanwhile
+    if (identity[0][0] != "t") {
+      if (unpublishable_.insert(oid).second) {
+        spdlog::warn(
+            "postgres: A new table matches `tables` but has no replica identity; it joins once "
+            "it has a primary key or REPLICA IDENTITY FULL (publishing it now would make its "
+            "UPDATEs and DELETEs fail) source={} table={}",
+            options_.name, name);
+      }
+      continue;
+    }
     std::string sql =
         options_.initial_snapshot
             ? SnapshotRequestSql(*catalog_, options_.name, table.first, table.second) + "; "

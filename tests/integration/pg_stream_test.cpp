@@ -452,13 +452,23 @@ BOOST_AUTO_TEST_CASE(tables_created_while_streaming_are_captured_with_their_rows
       },
       seconds(30));
   BOOST_TEST(again, agent.Log());
+
+  // Without a replica identity it stays out, so that its UPDATEs keep working, until it has one.
+  Pg().Exec("CREATE TABLE fkeyless (id int, v text); INSERT INTO fkeyless VALUES (1, 'a')",
+            "later");
+  BOOST_REQUIRE(WaitFor(
+      [&] { return agent.Log().find("table=public.fkeyless") != std::string::npos; }, seconds(30)));
+  Pg().Exec("UPDATE fkeyless SET v = 'b'", "later");
+  Pg().Exec("ALTER TABLE fkeyless ADD PRIMARY KEY (id)", "later");
+  auto keyed = WaitForEvents(TopicDir(dir.path(), "lt.public.fkeyless"), 1, agent);
+  BOOST_TEST(keyed.back()["after"]["v"] == "b");
   agent.Signal(SIGTERM);
   BOOST_TEST(agent.Wait(seconds(15)).value_or(-1) == 0);
   BOOST_TEST(!std::filesystem::exists(TopicDir(dir.path(), "lt.public.not_matched")));
   BOOST_TEST(!std::filesystem::exists(TopicDir(dir.path(), "lt.public.other")));
   BOOST_TEST(Pg().QueryValue("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM "
                              "pg_publication_tables WHERE pubname = 'tributary_lt'",
-                             "later") == "first,fresh");
+                             "later") == "first,fkeyless,fresh");
 
   // Created while the agent was down: it joins when the agent resumes, rows included.
   Pg().Exec(
