@@ -110,7 +110,7 @@ class PostgresSource : public Source {
   std::chrono::steady_clock::time_point last_status_{};
   std::chrono::steady_clock::time_point last_receive_{};
   std::map<TableName, std::string> captured_;  // the tables in the publication, with their OIDs
-  std::set<std::string> refused_;  // OIDs of tables the role may not add to the publication
+  std::set<std::string> refused_;        // OIDs of tables the role may not add to the publication
   std::set<std::string> unpublishable_;  // OIDs of new tables without a replica identity, warned
   std::chrono::steady_clock::time_point next_table_check_{};
 };
