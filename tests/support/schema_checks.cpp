@@ -37,7 +37,11 @@ std::string DescribeChanges(const std::vector<json>& changes) {
     out += fmt::format("\nv{} prev {} compatible {} dropped {} at {}:", change["version"].dump(),
                        change["previous_version"].dump(), change["compatible"].dump(),
                        change["dropped"].dump(), change["position"].dump());
-    for (const json& column : change["columns"]) out += " " + column.dump();
+    for (const json& column : change["columns"]) {
+      // Appended piecewise: " " + dump() trips GCC 12's false -Wrestrict at -O3.
+      out += ' ';
+      out += column.dump();
+    }
   }
   return out;
 }
