@@ -19,6 +19,7 @@ std::string StatusJson(const std::vector<SourceSnapshot>& snapshots) {
         {"lag_seconds", s.lag_seconds ? nlohmann::json(*s.lag_seconds) : nlohmann::json()},
         {"checkpoint_age_seconds",
          s.checkpoint_age_seconds ? nlohmann::json(*s.checkpoint_age_seconds) : nlohmann::json()},
+        {"slot_lag_bytes", s.slot_lag_bytes ? nlohmann::json(*s.slot_lag_bytes) : nlohmann::json()},
         {"events", s.events},
         {"restarts", s.restarts},
         {"unhealthy_sinks", s.unhealthy_sinks},

@@ -40,11 +40,14 @@ PipelineMetrics::PipelineMetrics(Metrics& metrics, std::string source, std::stri
       lag_(&metrics.lag_.Add({{"source", source_}})),
       checkpoint_age_(&metrics.checkpoint_age_.Add({{"source", source_}})),
       queue_fill_(&metrics.queue_fill_.Add({{"source", source_}})),
+      sink_counters_(sinks_.size()),
       pending_bytes_(sinks_.size(), 0),
       sink_healthy_(std::make_unique<std::atomic<bool>[]>(sinks_.size())) {
   for (size_t i = 0; i < sinks_.size(); ++i) {
     pending_.push_back(&metrics.pending_.Add({{"source", source_}, {"sink", sinks_[i]}}));
     sink_errors_.push_back(&metrics.sink_errors_.Add({{"source", source_}, {"sink", sinks_[i]}}));
+    dead_letters_.push_back(&metrics.dead_letters_.Add({{"source", source_}, {"sink", sinks_[i]}}));
+    retries_.push_back(&metrics.retries_.Add({{"source", source_}, {"sink", sinks_[i]}}));
     sink_healthy_[i].store(true);
   }
 }
@@ -58,20 +61,25 @@ void PipelineMetrics::SetState(PipelineState state, std::string error) {
   }
 }
 
-prometheus::Counter& PipelineMetrics::EventsCounter(const TableSchema& table, Op op) {
+const PipelineMetrics::TableCounters& PipelineMetrics::CountersFor(const TableSchema& table,
+                                                                   Op op) {
   std::string key = table.schema;
   key += '.';
   key += table.table;
   key += static_cast<char>(op);
   auto it = events_by_table_.find(key);
-  if (it != events_by_table_.end()) return *it->second;
+  if (it != events_by_table_.end()) return it->second;
   // MySQL tables have no schema: the label is then the database's table name.
   std::string label =
       table.schema.empty() ? table.database + "." + table.table : table.schema + "." + table.table;
-  prometheus::Counter& counter = metrics_.events_.Add(
+  TableCounters counters{};
+  counters.events = &metrics_.events_.Add(
       {{"source", source_}, {"table", label}, {"op", std::string(1, static_cast<char>(op))}});
-  events_by_table_.emplace(std::move(key), &counter);
-  return counter;
+  // Only snapshots emit reads ('r'), so the table's snapshot rows are its read events.
+  if (op == Op::kRead) {
+    counters.snapshot_rows = &metrics_.snapshot_rows_.Add({{"source", source_}, {"table", label}});
+  }
+  return events_by_table_.emplace(std::move(key), counters).first->second;
 }
 
 void PipelineMetrics::SetSchemaVersion(const TableSchema& table) {
@@ -104,7 +112,13 @@ void PipelineMetrics::CountBatch(const Batch& batch) {
     }
     size_t j = i + 1;
     while (j < events.size() && events[j].table == table && events[j].op == op) ++j;
-    if (table != nullptr) EventsCounter(*table, op).Increment(static_cast<double>(j - i));
+    if (table != nullptr) {
+      const TableCounters& counters = CountersFor(*table, op);
+      counters.events->Increment(static_cast<double>(j - i));
+      if (counters.snapshot_rows != nullptr) {
+        counters.snapshot_rows->Increment(static_cast<double>(j - i));
+      }
+    }
     i = j;
   }
   events_.fetch_add(events.size() - changes, std::memory_order_relaxed);
@@ -155,6 +169,40 @@ void PipelineMetrics::OnRestart() {
   commit_times_.clear();
 }
 
+void PipelineMetrics::SetSourceGauges(const SourceGauges& gauges) {
+  if (gauges.slot_lag_bytes) {
+    if (slot_lag_ == nullptr) slot_lag_ = &metrics_.slot_lag_.Add({{"source", source_}});
+    slot_lag_->Set(static_cast<double>(*gauges.slot_lag_bytes));
+  } else if (slot_lag_ != nullptr) {
+    // Not measured now: no series rather than a stale value.
+    metrics_.slot_lag_.Remove(slot_lag_);
+    slot_lag_ = nullptr;
+  }
+  if (gauges.snapshot_tables_remaining) {
+    if (snapshot_tables_remaining_ == nullptr) {
+      snapshot_tables_remaining_ = &metrics_.snapshot_tables_remaining_.Add({{"source", source_}});
+    }
+    snapshot_tables_remaining_->Set(static_cast<double>(*gauges.snapshot_tables_remaining));
+  }
+  std::lock_guard lock(mutex_);
+  slot_lag_bytes_ = gauges.slot_lag_bytes;
+}
+
+void PipelineMetrics::SetSinkCounters(size_t sink, const SinkCounters& counters) {
+  SinkCounters& seen = sink_counters_.at(sink);
+  // Totals only grow while the sink lives; a smaller one is a fresh count.
+  const auto increment = [](uint64_t now, uint64_t before) {
+    return static_cast<double>(now >= before ? now - before : now);
+  };
+  if (counters.dead_letters != seen.dead_letters) {
+    dead_letters_[sink]->Increment(increment(counters.dead_letters, seen.dead_letters));
+  }
+  if (counters.retries != seen.retries) {
+    retries_[sink]->Increment(increment(counters.retries, seen.retries));
+  }
+  seen = counters;
+}
+
 void PipelineMetrics::Beat() {
   if (watchdog_ != nullptr) watchdog_->Beat(watchdog_slot_);
 }
@@ -180,6 +228,7 @@ SourceSnapshot PipelineMetrics::Snapshot() const {
   std::lock_guard lock(mutex_);
   snapshot.checkpoint = checkpoint_;
   snapshot.lag_seconds = lag_seconds_;
+  snapshot.slot_lag_bytes = slot_lag_bytes_;
   snapshot.last_error = last_error_;
   return snapshot;
 }
@@ -221,6 +270,31 @@ Metrics::Metrics()
                        .Name("tributary_sink_delivery_errors_total")
                        .Help("Sink calls that failed; each one restarts the pipeline")
                        .Register(*registry_)),
+      dead_letters_(prometheus::BuildCounter()
+                        .Name("tributary_sink_dead_letters_total")
+                        .Help("Records the broker rejected for good (too large, invalid), "
+                              "written to the sink's dead-letter topic")
+                        .Register(*registry_)),
+      retries_(prometheus::BuildCounter()
+                   .Name("tributary_sink_retries_total")
+                   .Help("Records the Kafka client sent again after a retriable produce "
+                         "error (librdkafka statistics: records transmitted minus records "
+                         "produced, per partition, read every 5 s)")
+                   .Register(*registry_)),
+      snapshot_rows_(prometheus::BuildCounter()
+                         .Name("tributary_snapshot_rows_total")
+                         .Help("Snapshot rows (op r) read from a table since the agent started")
+                         .Register(*registry_)),
+      slot_lag_(prometheus::BuildGauge()
+                    .Name("tributary_source_slot_lag_bytes")
+                    .Help("PostgreSQL: WAL bytes from the slot's confirmed_flush_lsn to the "
+                          "server's current LSN, sampled every 5 s; absent after a failed sample")
+                    .Register(*registry_)),
+      snapshot_tables_remaining_(prometheus::BuildGauge()
+                                     .Name("tributary_snapshot_tables_remaining")
+                                     .Help("Tables whose snapshot has not finished, sampled "
+                                           "every 5 s")
+                                     .Register(*registry_)),
       up_(prometheus::BuildGauge()
               .Name("tributary_source_up")
               .Help("1 while the source is open and streaming, else 0")

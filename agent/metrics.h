@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "agent/core/event.h"
+#include "agent/core/sink.h"
+#include "agent/core/source.h"
 
 namespace tributary {
 
@@ -35,6 +37,7 @@ struct SourceSnapshot {
   std::optional<std::string> checkpoint;
   std::optional<double> lag_seconds;             // commit time → delivered, at the last delivery
   std::optional<double> checkpoint_age_seconds;  // since the last checkpoint was saved
+  std::optional<uint64_t> slot_lag_bytes;        // PostgreSQL, at the last sample
   uint64_t events = 0;
   uint64_t restarts = 0;
   std::vector<std::string> unhealthy_sinks;
@@ -63,6 +66,10 @@ class PipelineMetrics {
   void OnSinkHealthy(size_t sink);
   void SetPendingBytes(size_t sink, size_t bytes);
   void OnRestart();
+  // The source's latest measurements (Source::Sample).
+  void SetSourceGauges(const SourceGauges& gauges);
+  // A sink's cumulative counters (Sink::counters).
+  void SetSinkCounters(size_t sink, const SinkCounters& counters);
 
   // The pipeline's loop made progress; feeds the systemd watchdog.
   void Beat();
@@ -73,7 +80,11 @@ class PipelineMetrics {
   void RefreshDerived();
 
  private:
-  prometheus::Counter& EventsCounter(const TableSchema& table, Op op);
+  struct TableCounters {
+    prometheus::Counter* events;
+    prometheus::Counter* snapshot_rows;  // for op 'r' only
+  };
+  const TableCounters& CountersFor(const TableSchema& table, Op op);
   void SetSchemaVersion(const TableSchema& table);
 
   std::string source_;
@@ -83,8 +94,8 @@ class PipelineMetrics {
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 
   Metrics& metrics_;
-  std::unordered_map<std::string, prometheus::Counter*> events_by_table_;  // "schema.table" + op
-  std::unordered_map<std::string, prometheus::Gauge*> schema_versions_;    // "schema.table"
+  std::unordered_map<std::string, TableCounters> events_by_table_;       // "schema.table" + op
+  std::unordered_map<std::string, prometheus::Gauge*> schema_versions_;  // "schema.table"
   prometheus::Counter* bytes_;
   prometheus::Counter* batches_;
   prometheus::Counter* checkpoints_;
@@ -95,6 +106,11 @@ class PipelineMetrics {
   prometheus::Gauge* queue_fill_;
   std::vector<prometheus::Gauge*> pending_;
   std::vector<prometheus::Counter*> sink_errors_;
+  std::vector<prometheus::Counter*> dead_letters_;
+  std::vector<prometheus::Counter*> retries_;
+  std::vector<SinkCounters> sink_counters_;  // as last seen, to turn totals into increments
+  prometheus::Gauge* slot_lag_ = nullptr;    // only while the source measures it
+  prometheus::Gauge* snapshot_tables_remaining_ = nullptr;
   std::vector<size_t> pending_bytes_;
   // Commit times of submitted batches that end a transaction, oldest first, so that the lag
   // can be measured when the checkpoint passes them.
@@ -106,9 +122,10 @@ class PipelineMetrics {
   std::atomic<int64_t> last_checkpoint_ns_{0};  // steady clock; 0 before the first one
   std::unique_ptr<std::atomic<bool>[]> sink_healthy_;
 
-  mutable std::mutex mutex_;  // guards the strings below
+  mutable std::mutex mutex_;  // guards the fields below
   std::optional<std::string> checkpoint_;
   std::optional<double> lag_seconds_;
+  std::optional<uint64_t> slot_lag_bytes_;
   std::string last_error_;
 
   Watchdog* watchdog_ = nullptr;
@@ -140,6 +157,11 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& checkpoints_;
   prometheus::Family<prometheus::Counter>& restarts_;
   prometheus::Family<prometheus::Counter>& sink_errors_;
+  prometheus::Family<prometheus::Counter>& dead_letters_;
+  prometheus::Family<prometheus::Counter>& retries_;
+  prometheus::Family<prometheus::Counter>& snapshot_rows_;
+  prometheus::Family<prometheus::Gauge>& slot_lag_;
+  prometheus::Family<prometheus::Gauge>& snapshot_tables_remaining_;
   prometheus::Family<prometheus::Gauge>& up_;
   prometheus::Family<prometheus::Gauge>& lag_;
   prometheus::Family<prometheus::Gauge>& checkpoint_age_;

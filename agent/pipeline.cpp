@@ -83,11 +83,14 @@ Status Pipeline::RunOnce(const std::atomic<bool>& stop) {
                checkpoint ? *checkpoint : "none");
   RETURN_IF_ERROR(source_->Open(checkpoint));
   source_open_ = true;
+  // Measured at once: right after a reconnect is when the slot lag says most.
+  next_sample_ = {};
   if (metrics_ != nullptr) metrics_->SetState(PipelineState::kStreaming);
   Status status = Pump(stop);
   // Stopping or failing, what the sinks have taken is made durable and checkpointed, and the
   // source is told, before it goes away.
   Status drained = Drain();
+  RecordMeasurements();
   source_->Close();
   source_open_ = false;
   // A sink that cannot drain outranks the source's failure: it is what would lose data.
@@ -104,6 +107,7 @@ Status Pipeline::Pump(const std::atomic<bool>& stop) {
       over_limit = over_limit || pending > options_.max_pending_bytes;
       if (metrics_ != nullptr) metrics_->SetPendingBytes(i, pending);
     }
+    RecordMeasurements();
     if (metrics_ != nullptr) metrics_->Beat();
     if (over_limit) {
       // Backpressure: nothing more is read until the sinks catch up.
@@ -144,6 +148,15 @@ Status Pipeline::AdvanceWatermark() {
 Status Pipeline::Drain() {
   for (size_t i = 0; i < sinks_.size(); ++i) RETURN_IF_ERROR(Checked(i, sinks_[i]->Flush()));
   return AdvanceWatermark();
+}
+
+void Pipeline::RecordMeasurements() {
+  if (metrics_ == nullptr) return;
+  for (size_t i = 0; i < sinks_.size(); ++i) metrics_->SetSinkCounters(i, sinks_[i]->counters());
+  const auto now = std::chrono::steady_clock::now();
+  if (!source_open_ || now < next_sample_) return;
+  metrics_->SetSourceGauges(source_->Sample());
+  next_sample_ = now + options_.sample_interval;
 }
 
 Status Pipeline::Checked(size_t sink, Status status) {

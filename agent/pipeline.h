@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +19,8 @@ namespace tributary {
 struct PipelineOptions {
   size_t batch_bytes = 1 << 20;         // a Poll returns about this much
   size_t max_pending_bytes = 64 << 20;  // per sink: past this, stop reading and drain
+  // How often the source's gauges (Source::Sample) are measured for the metrics.
+  std::chrono::milliseconds sample_interval{5000};
 };
 
 // One source feeding its sinks, with the watermark loop of DESIGN.md §1: a source position is
@@ -46,6 +49,8 @@ class Pipeline {
   Status Drain();
   // Records a sink call's outcome in the metrics and passes it on.
   Status Checked(size_t sink, Status status);
+  // Passes the sinks' counters and, when due, the source's gauges to the metrics.
+  void RecordMeasurements();
 
   std::string name_;
   std::unique_ptr<Source> source_;
@@ -56,6 +61,7 @@ class Pipeline {
   AckTracker tracker_;
   uint64_t next_sequence_ = 1;
   bool source_open_ = false;
+  std::chrono::steady_clock::time_point next_sample_{};
   PipelineMetrics* metrics_ = nullptr;
 };
 

@@ -36,6 +36,19 @@ std::map<std::string, nlohmann::json> LiveStatus(const HttpConfig& http, std::st
   return by_name;
 }
 
+// "512B", "3.4KiB", "12.0MiB", "1.5GiB".
+std::string HumanBytes(uint64_t bytes) {
+  if (bytes < 1024) return fmt::format("{}B", bytes);
+  double value = static_cast<double>(bytes) / 1024;
+  const char* unit = "KiB";
+  for (const char* next : {"MiB", "GiB", "TiB"}) {
+    if (value < 1024) break;
+    value /= 1024;
+    unit = next;
+  }
+  return fmt::format("{:.1f}{}", value, unit);
+}
+
 std::string SavedAt(const std::filesystem::path& path) {
   std::ifstream in(path);
   const auto doc = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
@@ -50,8 +63,8 @@ int PrintStatus(const AgentConfig& config, std::ostream& out) {
   if (config.http) live = LiveStatus(*config.http, note);
   out << note << "\n";
   int exit_code = kExitOk;
-  out << fmt::format("{:<20} {:<9} {:<14} {:>10}  {:<34} {}\n", "SOURCE", "TYPE", "STATE", "LAG",
-                     "CHECKPOINT", "SAVED_AT");
+  out << fmt::format("{:<20} {:<9} {:<14} {:>10} {:>10}  {:<34} {}\n", "SOURCE", "TYPE", "STATE",
+                     "LAG", "SLOT_LAG", "CHECKPOINT", "SAVED_AT");
   for (const SourceConfig& source : config.sources) {
     CheckpointStore store(config.state_dir, source.name);
     Result<std::optional<std::string>> checkpoint = store.Load();
@@ -66,16 +79,20 @@ int PrintStatus(const AgentConfig& config, std::ostream& out) {
     }
     std::string state = "-";
     std::string lag = "-";
+    std::string slot_lag = "-";
     if (auto it = live.find(source.name); it != live.end()) {
       state = it->second.value("state", "?");
       if (it->second["lag_seconds"].is_number()) {
         lag = fmt::format("{:.3f}s", it->second["lag_seconds"].get<double>());
       }
+      if (it->second["slot_lag_bytes"].is_number_unsigned()) {
+        slot_lag = HumanBytes(it->second["slot_lag_bytes"].get<uint64_t>());
+      }
     } else if (!live.empty()) {
       state = "not running";
     }
-    out << fmt::format("{:<20} {:<9} {:<14} {:>10}  {:<34} {}\n", source.name, source.type, state,
-                       lag, position, saved_at);
+    out << fmt::format("{:<20} {:<9} {:<14} {:>10} {:>10}  {:<34} {}\n", source.name, source.type,
+                       state, lag, slot_lag, position, saved_at);
   }
   return exit_code;
 }

@@ -11,6 +11,12 @@ namespace tributary {
 // Called with a batch's sequence once every event of it is durable in the sink.
 using AckCallback = std::function<void(uint64_t batch_sequence)>;
 
+// What a sink counts about its deliveries, since it was created.
+struct SinkCounters {
+  uint64_t dead_letters = 0;  // records rejected for good and sent to the dead-letter topic
+  uint64_t retries = 0;       // sends repeated after a retriable failure
+};
+
 // A destination. All calls come from the pipeline's thread, and so do the acks.
 class Sink {
  public:
@@ -30,6 +36,9 @@ class Sink {
 
   // Bytes submitted but not yet acknowledged: the pipeline stops reading past its limit.
   virtual size_t PendingBytes() const = 0;
+
+  // Totals since the sink was created. The pipeline reads them on every loop: keep it cheap.
+  virtual SinkCounters counters() const { return {}; }
 
   virtual void Close() = 0;
 };

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -8,6 +9,14 @@
 #include "agent/core/status.h"
 
 namespace tributary {
+
+// What a source can measure about itself besides its events; what it cannot, it leaves empty.
+struct SourceGauges {
+  // PostgreSQL: WAL bytes from the slot's confirmed_flush_lsn to the server's current LSN.
+  std::optional<uint64_t> slot_lag_bytes;
+  // Tables whose snapshot has not finished (0 once none is left).
+  std::optional<uint64_t> snapshot_tables_remaining;
+};
 
 // A change source. Sources do not retry: the pipeline's supervisor does.
 class Source {
@@ -27,6 +36,10 @@ class Source {
   // Everything up to and including `position` is durably checkpointed: the source may let
   // the server discard it.
   virtual Status Acknowledge(const std::string& position) = 0;
+
+  // Measures SourceGauges while open. Called every few seconds, never per event; a failed
+  // measurement leaves its field empty and never fails the source.
+  virtual SourceGauges Sample() { return {}; }
 
   virtual void Close() = 0;
 };

@@ -894,6 +894,12 @@ Status MysqlSource::Acknowledge(const std::string& /*position*/) {
   return Status::Ok();
 }
 
+SourceGauges MysqlSource::Sample() {
+  SourceGauges gauges;
+  gauges.snapshot_tables_remaining = snapshotting_ ? snapshot_tables_.size() - snapshot_index_ : 0;
+  return gauges;
+}
+
 void MysqlSource::Close() {
   if (rpl_ != nullptr) {
     mariadb_rpl_close(rpl_);

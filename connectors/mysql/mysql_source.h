@@ -44,6 +44,7 @@ class MysqlSource : public Source {
   Status Open(const std::optional<std::string>& checkpoint) override;
   Status Poll(Batch& batch, size_t max_bytes, std::chrono::milliseconds timeout) override;
   Status Acknowledge(const std::string& position) override;
+  SourceGauges Sample() override;
   void Close() override;
 
  private:

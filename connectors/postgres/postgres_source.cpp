@@ -804,6 +804,31 @@ Status PostgresSource::Acknowledge(const std::string& position) {
   return SendStatus(false);
 }
 
+SourceGauges PostgresSource::Sample() {
+  SourceGauges gauges;
+  gauges.snapshot_tables_remaining = snapshotter_.tables_left();
+  if (!catalog_) return gauges;
+  Result<TextRows> rows = catalog_->Query(
+      "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint "
+      "FROM pg_replication_slots WHERE slot_name = " +
+      catalog_->QuoteLiteral(options_.slot));
+  if (!rows.ok() || rows->empty() || rows->at(0).at(0).empty()) {
+    // A metric is not worth failing the stream for; say so once per streak of failures.
+    if (!sample_failed_) {
+      spdlog::warn("postgres: Cannot measure the slot lag source={} slot={} error=\"{}\"",
+                   options_.name, options_.slot,
+                   rows.ok() ? "slot not found" : rows.status().message());
+    }
+    sample_failed_ = true;
+    return gauges;
+  }
+  sample_failed_ = false;
+  // Clamped at 0: a keepalive's position, once confirmed, can be past the insert position.
+  gauges.slot_lag_bytes =
+      static_cast<uint64_t>(std::max<int64_t>(std::stoll(rows->at(0).at(0)), 0));
+  return gauges;
+}
+
 void PostgresSource::Close() {
   if (stream_) {
     // Tell the server how far we got before leaving; best effort, the checkpoint is saved.

@@ -46,6 +46,8 @@ class PostgresSource : public Source {
   Status Open(const std::optional<std::string>& checkpoint) override;
   Status Poll(Batch& batch, size_t max_bytes, std::chrono::milliseconds timeout) override;
   Status Acknowledge(const std::string& position) override;
+  // Asks the catalog connection for the slot's lag: one small query every few seconds.
+  SourceGauges Sample() override;
   void Close() override;
 
  private:
@@ -109,6 +111,7 @@ class PostgresSource : public Source {
   uint64_t flushed_lsn_ = 0;     // the latest durably checkpointed position
   std::chrono::steady_clock::time_point last_status_{};
   std::chrono::steady_clock::time_point last_receive_{};
+  bool sample_failed_ = false;                 // the last slot lag query failed, and said so
   std::map<TableName, std::string> captured_;  // the tables in the publication, with their OIDs
   std::set<std::string> refused_;        // OIDs of tables the role may not add to the publication
   std::set<std::string> unpublishable_;  // OIDs of new tables without a replica identity, warned

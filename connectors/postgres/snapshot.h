@@ -120,6 +120,7 @@ class Snapshotter {
   // Encoded progress after the last chunk emitted: what positions carry.
   const std::string& encoded_progress() const { return encoded_; }
   bool pending() const { return !progress_.empty(); }
+  size_t tables_left() const { return progress_.tables.size(); }
 
   // Runs the next chunk's low watermark, SELECT and high watermark when one is due.
   Status MaybeStartChunk(PgConnection& catalog);

@@ -1,6 +1,7 @@
 #include "sinks/kafka/kafka_sink.h"
 
 #include <fmt/format.h>
+#include <rapidjson/document.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -15,6 +16,9 @@
 namespace tributary {
 namespace {
 
+// How often librdkafka reports its statistics, where the re-send count comes from; a
+// `statistics.interval.ms` under `librdkafka:` overrides it (0 turns the count off).
+constexpr const char* kStatisticsIntervalMs = "5000";
 // Kafka's own limit on a topic name's length.
 constexpr size_t kMaxTopicLength = 249;
 constexpr int kQueueFullPollMs = 100;
@@ -150,6 +154,7 @@ Status KafkaSink::Open(AckCallback on_durable) {
 
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char errstr[512];
+  rd_kafka_conf_set(conf, "statistics.interval.ms", kStatisticsIntervalMs, errstr, sizeof errstr);
   for (const auto& [key, value] : KafkaProducerSettings(options_)) {
     if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr, sizeof errstr) !=
         RD_KAFKA_CONF_OK) {
@@ -161,6 +166,7 @@ Status KafkaSink::Open(AckCallback on_durable) {
   rd_kafka_conf_set_opaque(conf, this);
   rd_kafka_conf_set_dr_msg_cb(conf, &KafkaSink::OnDelivery);
   rd_kafka_conf_set_error_cb(conf, &KafkaSink::OnError);
+  rd_kafka_conf_set_stats_cb(conf, &KafkaSink::OnStatistics);
   // On success rd_kafka_new owns conf; on failure it is still ours.
   producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
   if (producer_ == nullptr) {
@@ -172,6 +178,7 @@ Status KafkaSink::Open(AckCallback on_durable) {
     dlq_topic_ = rd_kafka_topic_new(producer_, options_.dlq_topic.c_str(), nullptr);
   }
   on_durable_ = std::move(on_durable);
+  retries_before_open_ = retries_;
   failure_ = Status::Ok();
   fatal_error_ = false;
   spdlog::info("kafka-sink: Opened sink={} brokers={}", options_.name, options_.brokers);
@@ -330,6 +337,39 @@ void KafkaSink::OnError(rd_kafka_t* rk, int error, const char* reason, void* opa
   // message.timeout.ms fail through the delivery reports.
   spdlog::warn("kafka-sink: Producer error sink={} error={} reason=\"{}\"", sink->options_.name,
                rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(error)), reason);
+}
+
+int KafkaSink::OnStatistics(rd_kafka_t* /*rk*/, char* json, size_t json_len, void* opaque) {
+  auto* sink = static_cast<KafkaSink*>(opaque);
+  rapidjson::Document doc;
+  doc.Parse(json, json_len);
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("topics") ||
+      !doc["topics"].IsObject()) {
+    return 0;
+  }
+  // Per partition, librdkafka counts records produced ("msgs") and records transmitted
+  // ("txmsgs"), re-sends included: the difference is the re-sends, once the partition's queue
+  // is sent. Partition -1 holds records waiting for a partition, counted again in theirs.
+  uint64_t retries = 0;
+  for (const auto& topic : doc["topics"].GetObject()) {
+    if (!topic.value.IsObject() || !topic.value.HasMember("partitions") ||
+        !topic.value["partitions"].IsObject()) {
+      continue;
+    }
+    for (const auto& partition : topic.value["partitions"].GetObject()) {
+      const rapidjson::Value& p = partition.value;
+      if (!p.IsObject() || !p.HasMember("partition") || !p["partition"].IsInt() ||
+          p["partition"].GetInt() < 0 || !p.HasMember("txmsgs") || !p["txmsgs"].IsUint64() ||
+          !p.HasMember("msgs") || !p["msgs"].IsUint64()) {
+        continue;
+      }
+      const uint64_t sent = p["txmsgs"].GetUint64();
+      const uint64_t produced = p["msgs"].GetUint64();
+      if (sent > produced) retries += sent - produced;
+    }
+  }
+  sink->retries_ = std::max(sink->retries_, sink->retries_before_open_ + retries);
+  return 0;  // librdkafka frees the JSON
 }
 
 void KafkaSink::HandleDelivery(const rd_kafka_message_t& message) {

@@ -69,9 +69,8 @@ class KafkaSink : public Sink {
   Status Poll() override;
   Status Flush() override;
   size_t PendingBytes() const override { return pending_bytes_; }
+  SinkCounters counters() const override { return {dead_letters_, retries_}; }
   void Close() override;
-
-  uint64_t dead_letters() const { return dead_letters_; }
 
  private:
   struct InFlightBatch {
@@ -100,6 +99,7 @@ class KafkaSink : public Sink {
 
   static void OnDelivery(rd_kafka_t* rk, const rd_kafka_message_t* message, void* opaque);
   static void OnError(rd_kafka_t* rk, int error, const char* reason, void* opaque);
+  static int OnStatistics(rd_kafka_t* rk, char* json, size_t json_len, void* opaque);
   void HandleDelivery(const rd_kafka_message_t& message);
 
   Result<TableTopic*> TopicFor(const Batch& batch, const TableSchema* table);
@@ -131,7 +131,9 @@ class KafkaSink : public Sink {
   std::vector<DeadLetter> dead_letter_queue_;
   size_t pending_bytes_ = 0;
   uint64_t dead_letters_ = 0;
-  bool fatal_error_ = false;  // set by librdkafka's error callback
+  uint64_t retries_ = 0;              // over every producer this sink has had
+  uint64_t retries_before_open_ = 0;  // of the producers before the current one
+  bool fatal_error_ = false;          // set by librdkafka's error callback
   std::string key_;
   std::string value_;
   Status failure_;

@@ -518,5 +518,97 @@ BOOST_AUTO_TEST_CASE(schema_changes_go_to_their_topic_and_schemas_true_wraps_rec
   BOOST_TEST(!rows[2].value.has_value());
 }
 
+// The sink's counters, which the agent exports as tributary_sink_dead_letters_total and
+// tributary_sink_retries_total.
+BOOST_AUTO_TEST_CASE(sink_counts_dead_letters_and_retries) {
+  auto kafka = MockKafka::Start();
+  kafka->CreateTopic("shop.public.t", 1);
+  kafka->CreateTopic("shop.dlq", 1);
+  auto table = std::make_shared<TableSchema>();
+  table->connector = "postgresql";
+  table->source = "shop";
+  table->database = "shopdb";
+  table->schema = "public";
+  table->table = "t";
+  table->version = 1;
+  ColumnSchema id;
+  id.name = "id";
+  id.type_name = "int4";
+  id.canonical_type = "int32";
+  id.key = true;
+  id.nullable = false;
+  ColumnSchema note;
+  note.name = "note";
+  note.type_name = "text";
+  note.canonical_type = "string";
+  table->columns = {id, note};
+
+  // Inserts of id 1.., the one numbered `oversized` with a value past message.max.bytes.
+  auto make_batch = [&](uint64_t sequence, int first, int count, int oversized) {
+    Batch batch;
+    batch.sequence = sequence;
+    for (int i = first; i < first + count; ++i) {
+      Event insert;
+      insert.op = Op::kCreate;
+      insert.table = batch.Retain(table);
+      insert.position = batch.AddValue(ValueKind::kString, fmt::format("{:016}", i));
+      insert.after = static_cast<uint32_t>(batch.values.size());
+      batch.values.push_back(batch.AddValue(ValueKind::kRaw, std::to_string(i)));
+      batch.values.push_back(batch.AddValue(
+          ValueKind::kString, i == oversized ? std::string(1800, 'x') : std::string("small")));
+      batch.events.push_back(insert);
+    }
+    batch.commit_position = fmt::format("{:016}", first + count - 1);
+    return batch;
+  };
+
+  std::vector<uint64_t> acks;
+  KafkaSink sink(KafkaSinkOptions{
+      .name = "events",
+      .brokers = kafka->bootstrap(),
+      .topic_template = "{source}.{schema}.{table}",
+      .tombstones = true,
+      .schemas = false,
+      .dlq_topic = "shop.dlq",
+      .librdkafka = {{"message.max.bytes", "1500"}, {"statistics.interval.ms", "100"}}});
+  BOOST_REQUIRE(sink.Open([&](uint64_t sequence) { acks.push_back(sequence); }).ok());
+  BOOST_TEST(sink.counters().dead_letters == 0u);
+  BOOST_TEST(sink.counters().retries == 0u);
+
+  // librdkafka refuses the oversized record before sending: one dead letter, the rest go on.
+  BOOST_REQUIRE(sink.Submit(make_batch(1, 1, 3, 2)).ok());
+  BOOST_REQUIRE(sink.Flush().ok());
+  BOOST_TEST(acks == std::vector<uint64_t>{1});
+  BOOST_TEST(sink.counters().dead_letters == 1u);
+  BOOST_TEST(sink.counters().retries == 0u);
+
+  // Refused by the broker with a retriable error: librdkafka re-sends, nothing is lost.
+  kafka->PushErrors(kApiProduce, kErrNotLeaderForPartition, 3);
+  BOOST_REQUIRE(sink.Submit(make_batch(2, 10, 2, 0)).ok());
+  BOOST_REQUIRE(sink.Flush().ok());
+  BOOST_TEST(acks == (std::vector<uint64_t>{1, 2}));
+  // The count arrives with librdkafka's statistics (every 100 ms here); the first ones served
+  // may predate the last re-send.
+  auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  while (sink.counters().retries == 0 && std::chrono::steady_clock::now() < deadline) {
+    BOOST_REQUIRE(sink.Poll().ok());
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  for (int i = 0; i < 10; ++i) {
+    BOOST_REQUIRE(sink.Poll().ok());
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  BOOST_TEST_MESSAGE("retries " << sink.counters().retries);
+  // Each of the 3 refused requests carried one or both records, so each record re-sent once
+  // per refusal it met.
+  BOOST_TEST(sink.counters().retries >= 3u);
+  BOOST_TEST(sink.counters().retries <= 6u);
+  BOOST_TEST(sink.counters().dead_letters == 1u);
+  sink.Close();
+
+  BOOST_TEST(ReadKafkaTopic(kafka->bootstrap(), "shop.dlq").size() == 1u);
+  BOOST_TEST(ReadKafkaTopic(kafka->bootstrap(), "shop.public.t").size() == 4u);
+}
+
 }  // namespace
 }  // namespace tributary::testing

@@ -142,6 +142,44 @@ BOOST_AUTO_TEST_CASE(readiness_queue_fill_and_status_json) {
   BOOST_TEST(json.find(R"("last_error": "postgres: cannot connect")") != std::string::npos, json);
 }
 
+BOOST_AUTO_TEST_CASE(snapshot_rows_slot_lag_and_sink_counters) {
+  Metrics metrics;
+  PipelineMetrics& pipeline = metrics.AddPipeline("shop", "postgres", {"events", "files"}, 1000);
+  auto orders = Table("orders", 1);
+  Batch batch;
+  AddEvent(batch, orders, Op::kRead, 0, 2);
+  AddEvent(batch, orders, Op::kRead, 0, 2);
+  AddEvent(batch, orders, Op::kCreate, 0, 2);
+  AddEvent(batch, orders, Op::kRead, 0, 2);
+  pipeline.CountBatch(batch);
+  auto s = Samples(metrics);
+  BOOST_TEST(s[R"(tributary_snapshot_rows_total{source="shop",table="public.orders"})"] == 3);
+  BOOST_TEST(s.count(R"(tributary_source_slot_lag_bytes{source="shop"})") == 0u);
+
+  pipeline.SetSourceGauges({.slot_lag_bytes = 123456, .snapshot_tables_remaining = 2});
+  s = Samples(metrics);
+  BOOST_TEST(s[R"(tributary_source_slot_lag_bytes{source="shop"})"] == 123456);
+  BOOST_TEST(s[R"(tributary_snapshot_tables_remaining{source="shop"})"] == 2);
+  BOOST_TEST(pipeline.Snapshot().slot_lag_bytes.value() == 123456u);
+  BOOST_TEST(StatusJson(metrics.Snapshot()).find(R"("slot_lag_bytes": 123456)") !=
+             std::string::npos);
+  // A failed measurement drops the series rather than keep a stale value.
+  pipeline.SetSourceGauges({.slot_lag_bytes = std::nullopt, .snapshot_tables_remaining = 0});
+  s = Samples(metrics);
+  BOOST_TEST(s.count(R"(tributary_source_slot_lag_bytes{source="shop"})") == 0u);
+  BOOST_TEST(s[R"(tributary_snapshot_tables_remaining{source="shop"})"] == 0);
+  BOOST_TEST(!pipeline.Snapshot().slot_lag_bytes.has_value());
+
+  // Sinks report totals; the counters grow by the difference.
+  pipeline.SetSinkCounters(0, {.dead_letters = 2, .retries = 5});
+  pipeline.SetSinkCounters(0, {.dead_letters = 3, .retries = 5});
+  pipeline.SetSinkCounters(1, {});
+  s = Samples(metrics);
+  BOOST_TEST(s[R"(tributary_sink_dead_letters_total{sink="events",source="shop"})"] == 3);
+  BOOST_TEST(s[R"(tributary_sink_retries_total{sink="events",source="shop"})"] == 5);
+  BOOST_TEST(s[R"(tributary_sink_dead_letters_total{sink="files",source="shop"})"] == 0);
+}
+
 // Counting is per run of same-table, same-op events: a 10000-event batch costs little.
 BOOST_AUTO_TEST_CASE(count_batch_is_cheap) {
   Metrics metrics;
