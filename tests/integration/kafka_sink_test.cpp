@@ -138,7 +138,7 @@ struct Setup {
                                            "WHERE active") == "1";
                               },
                               seconds(30)),
-                          agent->Log());
+                          LogOf{*agent});
     return agent;
   }
 
@@ -213,7 +213,7 @@ BOOST_AUTO_TEST_CASE(end_to_end_keys_partitions_headers_tombstones) {
   auto agent = setup.StartAgent();
   std::atomic<bool> stop{false};
   const int committed = RunWorkload(*setup.pg, stop, 1, 300);
-  BOOST_REQUIRE_MESSAGE(setup.CatchUp(-1), agent->Log());
+  BOOST_REQUIRE_MESSAGE(setup.CatchUp(-1), LogOf{*agent});
   StopAgent(*agent);
 
   std::vector<KafkaRecord> records = ReadKafkaTopic(setup.kafka->bootstrap(), kTopic);
@@ -273,7 +273,7 @@ BOOST_AUTO_TEST_CASE(tombstones_false_writes_none) {
   auto agent = setup.StartAgent();
   setup.pg->Exec("INSERT INTO t1 VALUES (1, 1, 'a'), (2, 2, 'b'); DELETE FROM t1 WHERE id = 1",
                  "kf");
-  BOOST_REQUIRE_MESSAGE(setup.CatchUp(-1), agent->Log());
+  BOOST_REQUIRE_MESSAGE(setup.CatchUp(-1), LogOf{*agent});
   StopAgent(*agent);
   auto records = ReadKafkaTopic(setup.kafka->bootstrap(), kTopic);
   BOOST_TEST(records.size() == 4u);  // two inserts, a delete, the marker
@@ -295,7 +295,7 @@ BOOST_AUTO_TEST_CASE(broker_down_mid_stream_loses_nothing) {
   }
   stop.store(true);
   writer.join();
-  BOOST_REQUIRE_MESSAGE(setup.CatchUp(-1), agent->Log());
+  BOOST_REQUIRE_MESSAGE(setup.CatchUp(-1), LogOf{*agent});
   BOOST_TEST(agent->running());
   StopAgent(*agent);
   Replay replay = ReadEvents(ReadKafkaTopic(setup.kafka->bootstrap(), kTopic));
@@ -318,7 +318,7 @@ BOOST_AUTO_TEST_CASE(retriable_errors_are_survived_without_duplicates) {
   std::this_thread::sleep_for(milliseconds(300));
   setup.kafka->PushErrors(kApiProduce, kErrNotLeaderForPartition, 8);
   writer.join();
-  BOOST_REQUIRE_MESSAGE(setup.CatchUp(-1), agent->Log());
+  BOOST_REQUIRE_MESSAGE(setup.CatchUp(-1), LogOf{*agent});
   BOOST_TEST(agent->running());
   StopAgent(*agent);
   Replay replay = ReadEvents(ReadKafkaTopic(setup.kafka->bootstrap(), kTopic));
@@ -332,7 +332,7 @@ BOOST_AUTO_TEST_CASE(fatal_error_exits_75_and_restart_loses_nothing) {
   Setup setup;
   auto agent = setup.StartAgent();
   setup.pg->Exec("INSERT INTO t1 VALUES (1, 1, 'before')", "kf");
-  BOOST_REQUIRE_MESSAGE(setup.CatchUp(-1), agent->Log());
+  BOOST_REQUIRE_MESSAGE(setup.CatchUp(-1), LogOf{*agent});
   // Not retriable and not a per-record rejection: the sink must stop the pipeline.
   setup.kafka->PushErrors(kApiProduce, kErrTopicAuthorizationFailed, 1);
   setup.pg->Exec("INSERT INTO t1 VALUES (2, 2, 'lost?')", "kf");
@@ -341,7 +341,7 @@ BOOST_AUTO_TEST_CASE(fatal_error_exits_75_and_restart_loses_nothing) {
   setup.pg->Exec("UPDATE t1 SET v = 3 WHERE id = 2", "kf");
 
   agent = setup.StartAgent();
-  BOOST_REQUIRE_MESSAGE(setup.CatchUp(-2), agent->Log());
+  BOOST_REQUIRE_MESSAGE(setup.CatchUp(-2), LogOf{*agent});
   StopAgent(*agent);
   Replay replay = ReadEvents(ReadKafkaTopic(setup.kafka->bootstrap(), kTopic));
   BOOST_TEST(CompareWithTable(setup, replay) == 0u);
@@ -373,14 +373,14 @@ BOOST_AUTO_TEST_CASE(records_rejected_for_good_go_to_the_dead_letter_topic) {
   setup.pg->Exec("INSERT INTO t1 VALUES (1, 1, 'small')", "kf");
   // Bigger than message.max.bytes: librdkafka refuses it before sending.
   setup.pg->Exec("INSERT INTO t1 VALUES (2, 2, repeat('x', 1800))", "kf");
-  BOOST_REQUIRE_MESSAGE(setup.CatchUp(-1), agent->Log());
+  BOOST_REQUIRE_MESSAGE(setup.CatchUp(-1), LogOf{*agent});
   BOOST_REQUIRE(appears("kf.dlq", "{\"id\":2}"));
   BOOST_REQUIRE(appears("kf.schema-changes", std::nullopt));
   // Rejected by the broker.
   setup.kafka->PushErrors(kApiProduce, kErrMsgSizeTooLarge, 1);
   setup.pg->Exec("INSERT INTO t1 VALUES (3, 3, 'refused')", "kf");
   BOOST_REQUIRE(appears("kf.dlq", "{\"id\":3}"));
-  BOOST_REQUIRE_MESSAGE(setup.CatchUp(-2), agent->Log());
+  BOOST_REQUIRE_MESSAGE(setup.CatchUp(-2), LogOf{*agent});
   BOOST_TEST(agent->running());
   StopAgent(*agent);
 
@@ -424,7 +424,7 @@ BOOST_AUTO_TEST_CASE(kill_9_mid_stream_then_restart_loses_nothing) {
   std::this_thread::sleep_for(seconds(1));
   stop.store(true);
   writer.join();
-  BOOST_REQUIRE_MESSAGE(setup.CatchUp(-1), agent->Log());
+  BOOST_REQUIRE_MESSAGE(setup.CatchUp(-1), LogOf{*agent});
   StopAgent(*agent);
   Replay replay = ReadEvents(ReadKafkaTopic(setup.kafka->bootstrap(), kTopic));
   // At-least-once: replays after each kill are allowed, counted, and dropped by position.

@@ -69,7 +69,7 @@ BOOST_AUTO_TEST_CASE(pii_never_leaves_the_agent_unmasked) {
                               return events.size() >= 4;
                             },
                             seconds(30)),
-                        agent->Log());
+                        LogOf{*agent});
   agent->Signal(SIGTERM);
   BOOST_REQUIRE(agent->Wait(seconds(15)).value_or(-1) == 0);
 

@@ -162,7 +162,7 @@ BOOST_AUTO_TEST_CASE(every_type_round_trips_through_insert_update_and_delete) {
                               return events.size() >= 9;
                             },
                             seconds(30)),
-                        agent.Log());
+                        LogOf{agent});
   BOOST_REQUIRE(events.size() == 9u);
   for (size_t i = 0; i < 3; ++i) {
     const std::string id = std::to_string(i + 1);

@@ -92,7 +92,7 @@ masking:
                               return events.size() >= 5;
                             },
                             seconds(30)),
-                        agent.Log());
+                        LogOf{agent});
   agent.Signal(SIGTERM);
   BOOST_REQUIRE(agent.Wait(seconds(15)).value_or(-1) == 0);
 

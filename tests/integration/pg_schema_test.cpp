@@ -56,7 +56,7 @@ struct Run {
     BOOST_REQUIRE_MESSAGE(WaitFor([&] { return topics.HasVersion(version); }, seconds(60)),
                           "version " << version << " never showed up\n"
                                      << DescribeChanges(topics.Changes()) << "\n"
-                                     << agent->Log());
+                                     << LogOf{*agent});
   }
 };
 
@@ -108,7 +108,7 @@ BOOST_AUTO_TEST_CASE(ddl_under_writes_versions_every_row_and_announces_each_chan
   // Everything written arrives.
   const int last = last_id.load();
   BOOST_REQUIRE_MESSAGE(WaitFor([&] { return run.topics.HasRowWithId(last); }, seconds(60)),
-                        run.agent->Log());
+                        LogOf{*run.agent});
   run.agent->Signal(SIGTERM);
   BOOST_REQUIRE(run.agent->Wait(seconds(20)).value_or(-1) == 0);
 

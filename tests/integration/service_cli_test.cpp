@@ -216,7 +216,7 @@ BOOST_AUTO_TEST_CASE(status_shows_checkpoints_and_live_state) {
                               return r && r->status == 200;
                             },
                             seconds(30)),
-                        agent.Log());
+                        LogOf{agent});
   pg->Exec("INSERT INTO orders VALUES (1)", "shop");
   const fs::path checkpoint = dir.path() / "state" / "shop" / "checkpoint.json";
   BOOST_REQUIRE(WaitFor([&] { return fs::exists(checkpoint); }, seconds(20)));
@@ -258,7 +258,7 @@ BOOST_AUTO_TEST_CASE(on_source_failure_isolate_and_stop_all) {
   AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent.log");
   BOOST_REQUIRE_MESSAGE(
       WaitFor([&] { return Contains(agent.Log(), "Source stopped source=bad"); }, seconds(30)),
-      agent.Log());
+      LogOf{agent});
   BOOST_REQUIRE(WaitFor(
       [&] {
         return pg->QueryValue("SELECT count(*) FROM pg_replication_slots WHERE active") == "1";

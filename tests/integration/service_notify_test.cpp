@@ -193,7 +193,7 @@ sinks:
                                          "WHERE active") == "1";
                             },
                             seconds(30)),
-                        agent.Log());
+                        LogOf{agent});
   auto lines = notify.Read(milliseconds(3000));
   BOOST_TEST(Count(lines, "WATCHDOG=1") == 0u);
   BOOST_TEST(Count(lines, "READY=1") == 0u);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <ostream>
 #include <sstream>
 #include <stdexcept>
 
@@ -64,6 +65,8 @@ std::optional<int> AgentProcess::Wait(std::chrono::milliseconds timeout) {
 }
 
 std::string AgentProcess::Log() const { return ReadFile(log_path_); }
+
+std::ostream& operator<<(std::ostream& out, const LogOf& log) { return out << log.agent.Log(); }
 
 int RunAgent(const std::vector<std::string>& args, const std::filesystem::path& log_path,
              std::chrono::milliseconds timeout) {

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <iosfwd>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,6 +34,14 @@ class AgentProcess {
   long max_rss_kb_ = 0;
   std::filesystem::path log_path_;
 };
+
+// The agent's log, read when it is printed. For Boost.Test messages: the message of
+// BOOST_REQUIRE_MESSAGE(WaitFor(...), agent.Log()) may be built before the wait runs (argument
+// order is unspecified), so a failure would print a stale log; LogOf{agent} reads it last.
+struct LogOf {
+  const AgentProcess& agent;
+};
+std::ostream& operator<<(std::ostream& out, const LogOf& log);
 
 // Runs the agent to completion and returns its exit code; stderr goes to `log_path`.
 int RunAgent(const std::vector<std::string>& args, const std::filesystem::path& log_path,
