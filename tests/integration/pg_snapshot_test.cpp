@@ -85,9 +85,8 @@ struct Fixture {
     pg->Exec(fmt::format("INSERT INTO {} VALUES (-1, -1, 'marker')", table), "snap");
     bool caught_up = WaitFor(
         [&] {
-          auto events = ReadTopicEvents(TopicDir(dir.path(), topic));
-          return !events.empty() && events.back()["after"].is_object() &&
-                 events.back()["after"]["id"] == -1;
+          const auto last = LastTopicEvent(TopicDir(dir.path(), topic));
+          return last && (*last)["after"].is_object() && (*last)["after"]["id"] == -1;
         },
         seconds(60));
     BOOST_REQUIRE_MESSAGE(caught_up, agent.Log());

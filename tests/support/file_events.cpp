@@ -12,9 +12,8 @@ std::string KeyText(const nlohmann::json& value) {
   return value.is_string() ? value.get<std::string>() : value.dump();
 }
 
-}  // namespace
-
-std::vector<nlohmann::json> ReadTopicEvents(const std::filesystem::path& topic_dir) {
+// The segment files of a topic directory in write order.
+std::vector<std::filesystem::path> Segments(const std::filesystem::path& topic_dir) {
   std::vector<std::pair<std::string, std::filesystem::path>> segments;
   if (!std::filesystem::exists(topic_dir)) return {};
   for (const auto& entry : std::filesystem::directory_iterator(topic_dir)) {
@@ -26,10 +25,35 @@ std::vector<nlohmann::json> ReadTopicEvents(const std::filesystem::path& topic_d
     }
   }
   std::sort(segments.begin(), segments.end());
+  std::vector<std::filesystem::path> paths;
+  for (auto& [name, path] : segments) paths.push_back(std::move(path));
+  return paths;
+}
+
+std::string ReadAll(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+std::optional<nlohmann::json> LastTopicEvent(const std::filesystem::path& topic_dir) {
+  const std::vector<std::filesystem::path> segments = Segments(topic_dir);
+  for (auto it = segments.rbegin(); it != segments.rend(); ++it) {
+    const std::string content = ReadAll(*it);
+    const size_t end = content.rfind('\n');  // past it: a torn line of an open segment
+    if (end == std::string::npos) continue;
+    const size_t start = content.rfind('\n', end == 0 ? 0 : end - 1);
+    const size_t from = start == std::string::npos || start == end ? 0 : start + 1;
+    return nlohmann::json::parse(content.substr(from, end - from));
+  }
+  return std::nullopt;
+}
+
+std::vector<nlohmann::json> ReadTopicEvents(const std::filesystem::path& topic_dir) {
   std::vector<nlohmann::json> events;
-  for (const auto& [name, path] : segments) {
-    std::ifstream in(path, std::ios::binary);
-    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const auto& path : Segments(topic_dir)) {
+    const std::string content = ReadAll(path);
     size_t start = 0;
     while (true) {
       size_t end = content.find('\n', start);

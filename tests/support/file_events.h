@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,10 @@ namespace tributary::testing {
 // Every event of a file-sink topic directory, in write order: completed segments, then the
 // in-progress one (only up to its last complete line).
 std::vector<nlohmann::json> ReadTopicEvents(const std::filesystem::path& topic_dir);
+
+// The last complete event of a file-sink topic directory, without parsing the others: for
+// polling until a marker row arrives.
+std::optional<nlohmann::json> LastTopicEvent(const std::filesystem::path& topic_dir);
 
 // Replays c/u/r/d/t events into the table they describe, keyed by the text of `key_column`;
 // each row is its `after` image dumped as JSON.
