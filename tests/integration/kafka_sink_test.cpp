@@ -434,21 +434,15 @@ BOOST_AUTO_TEST_CASE(kill_9_mid_stream_then_restart_loses_nothing) {
   BOOST_TEST(CompareWithTable(setup, replay) == 0u);
 }
 
-// The sink in-process against the mock cluster: schema-change events (which the pipeline puts
-// before a version's first row) go to {source}.schema-changes, keyed by source and table, and
-// `schemas: true` wraps keys and values in the Connect form.
-BOOST_AUTO_TEST_CASE(schema_changes_go_to_their_topic_and_schemas_true_wraps_records) {
-  auto kafka = MockKafka::Start();
-  kafka->CreateTopic("shop.schema-changes", 1);
-  kafka->CreateTopic("shop.public.t", 1);
+// Source shop's table public.t (database shopdb) at `version`, with the key column id int4.
+std::shared_ptr<TableSchema> ShopTable(uint32_t version) {
   auto table = std::make_shared<TableSchema>();
   table->connector = "postgresql";
   table->source = "shop";
   table->database = "shopdb";
   table->schema = "public";
   table->table = "t";
-  table->version = 2;
-  table->previous_version = 1;
+  table->version = version;
   ColumnSchema id;
   id.name = "id";
   id.type_name = "int4";
@@ -456,6 +450,18 @@ BOOST_AUTO_TEST_CASE(schema_changes_go_to_their_topic_and_schemas_true_wraps_rec
   id.key = true;
   id.nullable = false;
   table->columns = {id};
+  return table;
+}
+
+// The sink in-process against the mock cluster: schema-change events (which the pipeline puts
+// before a version's first row) go to {source}.schema-changes, keyed by source and table, and
+// `schemas: true` wraps keys and values in the Connect form.
+BOOST_AUTO_TEST_CASE(schema_changes_go_to_their_topic_and_schemas_true_wraps_records) {
+  auto kafka = MockKafka::Start();
+  kafka->CreateTopic("shop.schema-changes", 1);
+  kafka->CreateTopic("shop.public.t", 1);
+  auto table = ShopTable(2);
+  table->previous_version = 1;
 
   Batch batch;
   batch.sequence = 1;
@@ -524,24 +530,12 @@ BOOST_AUTO_TEST_CASE(sink_counts_dead_letters_and_retries) {
   auto kafka = MockKafka::Start();
   kafka->CreateTopic("shop.public.t", 1);
   kafka->CreateTopic("shop.dlq", 1);
-  auto table = std::make_shared<TableSchema>();
-  table->connector = "postgresql";
-  table->source = "shop";
-  table->database = "shopdb";
-  table->schema = "public";
-  table->table = "t";
-  table->version = 1;
-  ColumnSchema id;
-  id.name = "id";
-  id.type_name = "int4";
-  id.canonical_type = "int32";
-  id.key = true;
-  id.nullable = false;
+  auto table = ShopTable(1);
   ColumnSchema note;
   note.name = "note";
   note.type_name = "text";
   note.canonical_type = "string";
-  table->columns = {id, note};
+  table->columns.push_back(note);
 
   // Inserts of id 1.., the one numbered `oversized` with a value past message.max.bytes.
   auto make_batch = [&](uint64_t sequence, int first, int count, int oversized) {
