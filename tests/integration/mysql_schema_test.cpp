@@ -39,26 +39,9 @@ void RunInserts(const MariaDbServer& server, const std::atomic<bool>& stop,
   mysql_close(conn);
 }
 
-struct Run {
-  TempDir dir;
+struct Run : DdlRun {
+  Run() : DdlRun("my.schema-changes", "my.ddl.t") {}
   std::unique_ptr<MariaDbServer> db = MariaDbServer::Start();
-  std::filesystem::path config;
-  std::unique_ptr<AgentProcess> agent;
-  int starts = 0;
-
-  void Start() {
-    agent =
-        std::make_unique<AgentProcess>(std::vector<std::string>{"run", "--config", config.string()},
-                                       dir.path() / fmt::format("agent{}.log", ++starts));
-  }
-  DdlTopics topics{TopicDir(dir.path(), "my.schema-changes"), TopicDir(dir.path(), "my.ddl.t")};
-  // Waits until version `version` is announced and a row of it is written.
-  void AwaitVersion(int version) {
-    BOOST_REQUIRE_MESSAGE(WaitFor([&] { return topics.HasVersion(version); }, seconds(60)),
-                          "version " << version << " never showed up\n"
-                                     << DescribeChanges(topics.Changes()) << "\n"
-                                     << LogOf{*agent});
-  }
 };
 
 BOOST_AUTO_TEST_CASE(ddl_under_writes_versions_every_row_and_announces_each_change_first) {

@@ -38,26 +38,9 @@ void RunInserts(const PgServer& pg, const std::atomic<bool>& stop, std::atomic<i
   PQfinish(conn);
 }
 
-struct Run {
-  TempDir dir;
+struct Run : DdlRun {
+  Run() : DdlRun("dd.schema-changes", "dd.public.t") {}
   std::unique_ptr<PgServer> pg = PgServer::Start();
-  std::filesystem::path config;
-  std::unique_ptr<AgentProcess> agent;
-  int starts = 0;
-
-  void Start() {
-    agent =
-        std::make_unique<AgentProcess>(std::vector<std::string>{"run", "--config", config.string()},
-                                       dir.path() / fmt::format("agent{}.log", ++starts));
-  }
-  DdlTopics topics{TopicDir(dir.path(), "dd.schema-changes"), TopicDir(dir.path(), "dd.public.t")};
-  // Waits until version `version` is announced and a row of it is written.
-  void AwaitVersion(int version) {
-    BOOST_REQUIRE_MESSAGE(WaitFor([&] { return topics.HasVersion(version); }, seconds(60)),
-                          "version " << version << " never showed up\n"
-                                     << DescribeChanges(topics.Changes()) << "\n"
-                                     << LogOf{*agent});
-  }
 };
 
 BOOST_AUTO_TEST_CASE(ddl_under_writes_versions_every_row_and_announces_each_change_first) {

@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 #include <set>
 
+#include "tests/support/agent_config.h"
 #include "tests/support/file_events.h"
 
 namespace tributary::testing {
@@ -22,6 +23,23 @@ bool DdlTopics::HasVersion(int version) const {
     if (row["source"]["schema_version"] == version) return true;
   }
   return false;
+}
+
+DdlRun::DdlRun(const std::string& changes_topic, const std::string& rows_topic)
+    : topics{TopicDir(dir.path(), changes_topic), TopicDir(dir.path(), rows_topic)} {}
+
+void DdlRun::Start() {
+  agent =
+      std::make_unique<AgentProcess>(std::vector<std::string>{"run", "--config", config.string()},
+                                     dir.path() / fmt::format("agent{}.log", ++starts));
+}
+
+void DdlRun::AwaitVersion(int version) {
+  BOOST_REQUIRE_MESSAGE(
+      WaitFor([&] { return topics.HasVersion(version); }, std::chrono::seconds(60)),
+      "version " << version << " never showed up\n"
+                 << DescribeChanges(topics.Changes()) << "\n"
+                 << LogOf{*agent});
 }
 
 bool DdlTopics::HasRowWithId(int id) const {

@@ -2,9 +2,13 @@
 
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "tests/support/agent_process.h"
+#include "tests/support/temp_dir.h"
 
 namespace tributary::testing {
 
@@ -19,6 +23,23 @@ struct DdlTopics {
   bool HasVersion(int version) const;
   // Whether a row whose `after.id` is `id` is written.
   bool HasRowWithId(int id) const;
+};
+
+// An agent run over a table that goes through DDL: the file sink's topics under `dir`, the
+// agent restarted as the test needs. The server is the test's own.
+struct DdlRun {
+  DdlRun(const std::string& changes_topic, const std::string& rows_topic);
+
+  TempDir dir;
+  std::filesystem::path config;
+  std::unique_ptr<AgentProcess> agent;
+  int starts = 0;
+  DdlTopics topics;
+
+  // Starts the agent on `config`, logging to agent<N>.log.
+  void Start();
+  // Waits until version `version` is announced and a row of it is written.
+  void AwaitVersion(int version);
 };
 
 // One line per schema-change event (version, compatibility, position, columns): for failure
