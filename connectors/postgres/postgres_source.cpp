@@ -64,8 +64,9 @@ Status PostgresSource::Open(const std::optional<std::string>& checkpoint) {
   ASSIGN_OR_RETURN(PgConnection catalog,
                    PgConnection::Open(options_.dsn, PgConnection::Mode::kNormal));
   catalog_ = std::move(catalog);
-  ASSIGN_OR_RETURN(TextRows settings, catalog_->Query("SELECT current_setting('wal_level'), "
-                                                      "current_database()"));
+  ASSIGN_OR_RETURN(TextRows settings,
+                   catalog_->Query("SELECT current_setting('wal_level'), current_database(), "
+                                   "current_setting('server_version_num')"));
   if (settings[0][0] != "logical") {
     return Status::InvalidConfig(fmt::format(
         "postgres: source {}: the server has wal_level={}; logical replication needs "
@@ -73,6 +74,17 @@ Status PostgresSource::Open(const std::optional<std::string>& checkpoint) {
         options_.name, settings[0][0]));
   }
   database_ = settings[0][1];
+  // proto_version 2, which streams in-progress transactions, came with PostgreSQL 14.
+  streaming_ = options_.streaming && !options_.state_dir.empty() &&
+               std::atoi(settings[0][2].c_str()) >= 140000;
+  if (streaming_) {
+    std::error_code error;
+    std::filesystem::create_directories(options_.state_dir, error);
+    if (error) {
+      return Status::Fatal(fmt::format("postgres: cannot create {}: {}",
+                                       options_.state_dir.string(), error.message()));
+    }
+  }
 
   std::optional<PgPosition> position;
   SnapshotProgress progress;
@@ -318,18 +330,22 @@ Status PostgresSource::StartStreaming(uint64_t start_lsn) {
   std::string sql =
       // messages: snapshot watermarks and requests travel as logical decoding messages.
       fmt::format(
-          "START_REPLICATION SLOT {} LOGICAL {} (proto_version '1', publication_names {}, "
-          "messages 'true')",
-          stream_->QuoteIdentifier(options_.slot), FormatLsn(start_lsn),
-          stream_->QuoteLiteral(stream_->QuoteIdentifier(options_.publication)));
+          "START_REPLICATION SLOT {} LOGICAL {} (proto_version '{}', publication_names {}, "
+          "messages 'true'{})",
+          stream_->QuoteIdentifier(options_.slot), FormatLsn(start_lsn), streaming_ ? 2 : 1,
+          stream_->QuoteLiteral(stream_->QuoteIdentifier(options_.publication)),
+          streaming_ ? ", streaming 'on'" : "");
   ASSIGN_OR_RETURN(PgResult ignored, stream_->Exec(sql, PGRES_COPY_BOTH));
   received_lsn_ = std::max(received_lsn_, start_lsn);
   flushed_lsn_ = std::max(flushed_lsn_, start_lsn);
   last_status_ = last_receive_ = std::chrono::steady_clock::now();
   handed_lsn_ = std::max(handed_lsn_, start_lsn);
   in_transaction_ = false;
-  spdlog::info("postgres: Streaming source={} slot={} publication={} start_lsn={}", options_.name,
-               options_.slot, options_.publication, FormatLsn(start_lsn));
+  spdlog::info(
+      "postgres: Streaming source={} slot={} publication={} start_lsn={} "
+      "in_progress_transactions={}",
+      options_.name, options_.slot, options_.publication, FormatLsn(start_lsn),
+      streaming_ ? "streamed" : "sent at commit");
   return Status::Ok();
 }
 
@@ -368,6 +384,15 @@ Status PostgresSource::Poll(Batch& batch, size_t max_bytes, std::chrono::millise
       // Asking for a reply makes the server send a keepalive: proof that it is alive, and,
       // when idle, a position to checkpoint.
       RETURN_IF_ERROR(SendStatus(/*reply_requested=*/true));
+    }
+    if (replay_) {
+      // Nothing is read from the server until the committed transaction is all in batches:
+      // what follows it in the stream must follow it in the batches too.
+      bool commit_seen = false;
+      RETURN_IF_ERROR(ReplayStreamed(batch, max_bytes, commit_seen));
+      if (!replay_) last_receive_ = std::chrono::steady_clock::now();
+      if (batch.ByteSize() >= (commit_seen ? max_bytes : 2 * max_bytes)) return Status::Ok();
+      continue;
     }
     if (now - last_receive_ > ReceiveTimeout()) {
       return Status::Retriable(fmt::format(
@@ -432,14 +457,20 @@ Status PostgresSource::HandleCopyData(std::string_view bytes, Batch& batch, bool
     // Between transactions the keepalive's position says the server has sent every commit
     // before it: checkpointing it lets the slot advance while the captured tables are idle
     // and others are busy, so the server does not retain WAL for us without end.
-    if (!in_transaction_ && copy_data_.wal_end > handed_lsn_) {
+    // Not while a streamed transaction is open either: only commits are checkpoints, and a
+    // position past a streamed transaction's start would not be one.
+    if (!in_transaction_ && streams_.empty() && !replay_ && copy_data_.wal_end > handed_lsn_) {
       handed_lsn_ = copy_data_.wal_end;
       batch.commit_position = PositionText(copy_data_.wal_end);
     }
     if (copy_data_.reply_requested) return SendStatus(false);
     return Status::Ok();
   }
-  RETURN_IF_ERROR(DecodePgoutput(copy_data_.payload, message_));
+  const bool in_block = stream_block_xid_ != 0;
+  RETURN_IF_ERROR(DecodePgoutput(copy_data_.payload, message_, in_block));
+  if (in_block && message_.type != PgoutputType::kStreamStop) {
+    return SpoolStreamed(copy_data_.data_start, copy_data_.payload);
+  }
   return HandlePgoutput(copy_data_.data_start, batch, commit_seen);
 }
 
@@ -456,6 +487,7 @@ Status PostgresSource::HandlePgoutput(uint64_t lsn, Batch& batch, bool& commit_s
       in_transaction_ = false;
       handed_lsn_ = std::max(handed_lsn_, message_.commit.end_lsn);
       batch.commit_position = PositionText(message_.commit.end_lsn);
+      batch.ends_inside_transaction = false;
       commit_seen = true;
       return Status::Ok();
     case PgoutputType::kRelation:
@@ -478,10 +510,166 @@ Status PostgresSource::HandlePgoutput(uint64_t lsn, Batch& batch, bool& commit_s
     }
     case PgoutputType::kOrigin:
       return Status::Ok();
+    case PgoutputType::kStreamStart:
+    case PgoutputType::kStreamStop:
+    case PgoutputType::kStreamCommit:
+    case PgoutputType::kStreamAbort:
+      if (!streaming_ || in_transaction_ || replay_) {
+        return Status::CorruptData(fmt::format(
+            "postgres: unexpected pgoutput message '{}'{}", static_cast<char>(message_.type),
+            streaming_ ? " inside a transaction" : ": streaming was not requested"));
+      }
+      return HandleStreamControl();
+  }
+  return Status::CorruptData(
+      fmt::format("postgres: unexpected pgoutput message '{}'", static_cast<char>(message_.type)));
+}
+
+std::filesystem::path PostgresSource::SpoolPath(uint32_t xid) const {
+  return options_.state_dir / fmt::format("stream-{}.spool", xid);
+}
+
+Status PostgresSource::HandleStreamControl() {
+  switch (message_.type) {
+    case PgoutputType::kStreamStart: {
+      const StreamStartMessage& start = message_.stream_start;
+      if (start.xid == 0) return Status::CorruptData("postgres: Stream Start without an xid");
+      auto it = streams_.find(start.xid);
+      if (start.first_segment) {
+        // The server starts a transaction over after a reconnect; so does the spool.
+        if (it != streams_.end()) {
+          it->second.spool.Remove();
+          streams_.erase(it);
+        }
+        ASSIGN_OR_RETURN(StreamSpool spool, StreamSpool::Create(SpoolPath(start.xid)));
+        streams_.emplace(start.xid, StreamedTxn{std::move(spool), {}});
+        spdlog::debug("postgres: Spooling a streamed transaction source={} xid={} open={}",
+                      options_.name, start.xid, streams_.size());
+      } else if (it == streams_.end()) {
+        return Status::CorruptData(fmt::format(
+            "postgres: Stream Start continues transaction {}, whose first segment never came",
+            start.xid));
+      }
+      stream_block_xid_ = start.xid;
+      return Status::Ok();
+    }
+    case PgoutputType::kStreamStop:
+      if (stream_block_xid_ == 0) {
+        return Status::CorruptData("postgres: Stream Stop without a Stream Start");
+      }
+      stream_block_xid_ = 0;
+      return Status::Ok();
+    case PgoutputType::kStreamCommit: {
+      const StreamCommitMessage& commit = message_.stream_commit;
+      auto it = streams_.find(commit.xid);
+      if (it == streams_.end()) {
+        return Status::CorruptData(fmt::format(
+            "postgres: Stream Commit of transaction {}, which was never streamed", commit.xid));
+      }
+      RETURN_IF_ERROR(it->second.spool.StartReading());
+      spdlog::debug(
+          "postgres: Replaying a committed streamed transaction source={} xid={} "
+          "messages={}",
+          options_.name, commit.xid, it->second.spool.records());
+      replay_.emplace(Replay{std::move(it->second), commit.end_lsn});
+      streams_.erase(it);
+      // As a Begin would have set them: the events cannot tell a streamed transaction apart.
+      txn_commit_lsn_ = commit.commit_lsn;
+      txn_commit_ts_us_ = PostgresToUnixMicros(commit.commit_ts_pg_us);
+      txn_xid_ = commit.xid;
+      txn_sequence_ = 0;
+      in_transaction_ = true;
+      return Status::Ok();
+    }
+    case PgoutputType::kStreamAbort: {
+      const StreamAbortMessage& abort = message_.stream_abort;
+      auto it = streams_.find(abort.xid);
+      // Nothing of it was spooled: nothing to drop.
+      if (it == streams_.end()) return Status::Ok();
+      if (abort.subxid == abort.xid) {
+        spdlog::debug("postgres: Dropping an aborted streamed transaction source={} xid={}",
+                      options_.name, abort.xid);
+        it->second.spool.Remove();
+        streams_.erase(it);
+      } else {
+        it->second.aborted_subxids.insert(abort.subxid);
+      }
+      return Status::Ok();
+    }
+    default:
+      return Status::CorruptData("postgres: not a stream control message");
+  }
+}
+
+Status PostgresSource::SpoolStreamed(uint64_t lsn, std::string_view bytes) {
+  switch (message_.type) {
+    case PgoutputType::kOrigin:
+      // Sent after Stream Start for a transaction replicated from elsewhere; ignored as in
+      // a transaction sent whole.
+      return Status::Ok();
+    case PgoutputType::kRelation:
+    case PgoutputType::kType:
+    case PgoutputType::kInsert:
+    case PgoutputType::kUpdate:
+    case PgoutputType::kDelete:
+    case PgoutputType::kTruncate:
+    case PgoutputType::kMessage:
+      // Relation and Type too: they describe the tables as this transaction sees them, which
+      // transactions committed before it must not.
+      return streams_.at(stream_block_xid_).spool.Append(lsn, bytes);
     default:
       return Status::CorruptData(
-          fmt::format("postgres: unexpected pgoutput message '{}' for proto_version 1",
+          fmt::format("postgres: unexpected pgoutput message '{}' inside a stream block",
                       static_cast<char>(message_.type)));
+  }
+}
+
+Status PostgresSource::ReplayStreamed(Batch& batch, size_t max_bytes, bool& commit_seen) {
+  while (batch.ByteSize() < 2 * max_bytes) {
+    uint64_t lsn = 0;
+    std::string_view bytes;
+    ASSIGN_OR_RETURN(bool more, replay_->txn.spool.Next(lsn, bytes));
+    if (!more) {
+      in_transaction_ = false;
+      handed_lsn_ = std::max(handed_lsn_, replay_->end_lsn);
+      batch.commit_position = PositionText(replay_->end_lsn);
+      batch.ends_inside_transaction = false;
+      commit_seen = true;
+      replay_->txn.spool.Remove();
+      replay_.reset();
+      return Status::Ok();
+    }
+    RETURN_IF_ERROR(DecodePgoutput(bytes, message_, /*in_stream=*/true));
+    switch (message_.type) {
+      case PgoutputType::kInsert:
+      case PgoutputType::kUpdate:
+      case PgoutputType::kDelete:
+      case PgoutputType::kTruncate:
+      case PgoutputType::kMessage:
+        if (replay_->txn.aborted_subxids.contains(message_.stream_xid)) continue;
+        break;
+      default:
+        break;
+    }
+    RETURN_IF_ERROR(HandlePgoutput(lsn, batch, commit_seen));
+  }
+  return Status::Ok();
+}
+
+void PostgresSource::RemoveSpools() {
+  for (auto& [xid, txn] : streams_) txn.spool.Remove();
+  streams_.clear();
+  if (replay_) replay_->txn.spool.Remove();
+  replay_.reset();
+  stream_block_xid_ = 0;
+  if (options_.state_dir.empty()) return;
+  // Left by a process that stopped mid-transaction: the server sends those again whole.
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(options_.state_dir, error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with("stream-") && name.ends_with(".spool")) {
+      std::filesystem::remove(entry.path(), error);
+    }
   }
 }
 
@@ -689,6 +877,7 @@ void PostgresSource::StartEvent(Event& event, uint64_t lsn, Batch& batch) {
   event.meta.lsn = lsn;
   event.meta.txid = txn_xid_;
   event.meta.sequence = txn_sequence_;
+  batch.ends_inside_transaction = in_transaction_;
   // "<commit LSN>/<change LSN>/<sequence>", fixed-width hex: sorts lexically in change order.
   // Written by hand: fmt's formatting was a fifth of the agent's CPU per row.
   uint32_t offset = static_cast<uint32_t>(batch.arena.size());
@@ -842,6 +1031,8 @@ void PostgresSource::Close() {
   catalog_.reset();
   relations_.clear();
   custom_types_.clear();
+  RemoveSpools();
+  in_transaction_ = false;
 }
 
 Status RequestSnapshot(const PostgresSourceOptions& options, const std::string& schema,

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -17,6 +18,7 @@
 #include "connectors/postgres/pgoutput_decoder.h"
 #include "connectors/postgres/replication_messages.h"
 #include "connectors/postgres/snapshot.h"
+#include "connectors/postgres/stream_spool.h"
 
 namespace tributary::postgres {
 
@@ -33,11 +35,22 @@ struct PostgresSourceOptions {
   // Snapshot the captured tables when there is no checkpoint (docs/snapshots.md).
   bool initial_snapshot = true;
   size_t snapshot_chunk_rows = 8192;
+  // Ask servers that can (PostgreSQL 14+) to stream in-progress transactions (pgoutput
+  // proto_version 2), spooled under `state_dir` until they commit.
+  bool streaming = false;
+  // This source's own directory in the agent's state_dir. Empty: no streaming.
+  std::filesystem::path state_dir;
 };
 
-// PostgreSQL logical replication with pgoutput (proto_version 1), and snapshots read beside the
-// stream (snapshot.h). The checkpoint is the end LSN of the last durably delivered commit, in
+// PostgreSQL logical replication with pgoutput, and snapshots read beside the stream
+// (snapshot.h). The checkpoint is the end LSN of the last durably delivered commit, in
 // PostgreSQL's "X/Y" form, followed by the snapshot's progress while one runs.
+//
+// With `streaming` on a PostgreSQL 14+ server (proto_version 2), the server sends a large
+// transaction in chunks while it is still in progress. Each one's chunks go to a spool file
+// (stream_spool.h) and reach the pipeline only at its Stream Commit, replayed through the same
+// path as a transaction sent whole, so events, positions and checkpoints do not tell the two
+// apart.
 class PostgresSource : public Source {
  public:
   explicit PostgresSource(PostgresSourceOptions options);
@@ -72,6 +85,14 @@ class PostgresSource : public Source {
   Status SendStatus(bool reply_requested);
   std::chrono::milliseconds ReceiveTimeout() const;
   Status HandleCopyData(std::string_view bytes, Batch& batch, bool& commit_seen);
+  // Streamed transactions: Stream Start, Stop, Commit and Abort, and the messages in between.
+  Status HandleStreamControl();
+  Status SpoolStreamed(uint64_t lsn, std::string_view bytes);
+  // Replays the committed streamed transaction in replay_ into `batch`, until the batch is
+  // full or the transaction ends.
+  Status ReplayStreamed(Batch& batch, size_t max_bytes, bool& commit_seen);
+  std::filesystem::path SpoolPath(uint32_t xid) const;
+  void RemoveSpools();
   Status HandlePgoutput(uint64_t lsn, Batch& batch, bool& commit_seen);
   Status HandleRelation();
   Status HandleRow(uint64_t lsn, Batch& batch);
@@ -116,6 +137,23 @@ class PostgresSource : public Source {
   std::set<std::string> refused_;        // OIDs of tables the role may not add to the publication
   std::set<std::string> unpublishable_;  // OIDs of new tables without a replica identity, warned
   std::chrono::steady_clock::time_point next_table_check_{};
+
+  // A streamed transaction between its first Stream Start and its Stream Commit or Abort.
+  struct StreamedTxn {
+    StreamSpool spool;
+    // Subtransactions that rolled back (Stream Abort with their xid): their changes are
+    // skipped at replay. Their Relation and Type messages are not: pgoutput does not send a
+    // relation twice in one transaction, whichever subtransaction it went out in.
+    std::unordered_set<uint32_t> aborted_subxids;
+  };
+  bool streaming_ = false;         // negotiated at Open: option on and server 14+
+  uint32_t stream_block_xid_ = 0;  // the xid of the open Stream Start block; 0 if none
+  std::unordered_map<uint32_t, StreamedTxn> streams_;  // by top-level xid
+  struct Replay {
+    StreamedTxn txn;
+    uint64_t end_lsn = 0;
+  };
+  std::optional<Replay> replay_;  // a committed streamed transaction not yet all in batches
 };
 
 // Asks the source to re-snapshot `schema`.`table` while it streams: a logical decoding message

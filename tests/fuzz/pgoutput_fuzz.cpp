@@ -26,8 +26,9 @@ void CheckTuple(std::string_view input, const std::vector<pg::TupleColumn>& tupl
   for (const pg::TupleColumn& column : tuple) CheckWithin(input, column.data);
 }
 
-void DecodeAndCheck(std::string_view input, bool in_stream) {
-  if (!pg::DecodePgoutput(input, reused_message, in_stream).ok()) return;
+// Returns the decoded message's type, or nullptr when the bytes were rejected.
+const pg::PgoutputType* DecodeAndCheck(std::string_view input, bool in_stream) {
+  if (!pg::DecodePgoutput(input, reused_message, in_stream).ok()) return nullptr;
   const pg::PgoutputMessage& m = reused_message;
   switch (m.type) {
     case pg::PgoutputType::kRelation:
@@ -45,8 +46,34 @@ void DecodeAndCheck(std::string_view input, bool in_stream) {
       CheckWithin(input, m.message.prefix);
       CheckWithin(input, m.message.content);
       break;
+    case pg::PgoutputType::kType:
+      CheckWithin(input, m.data_type.schema);
+      CheckWithin(input, m.data_type.name);
+      break;
+    case pg::PgoutputType::kOrigin:
+      CheckWithin(input, m.origin.name);
+      break;
     default:
       break;
+  }
+  // Outside a stream block no message carries a stream xid.
+  if (!in_stream && m.stream_xid != 0) __builtin_trap();
+  return &m.type;
+}
+
+// The input as a series of messages, each a big-endian 16-bit length then its bytes, decoded
+// as the source reads a stream: between a Stream Start and a Stream Stop, with the xid prefix.
+void DecodeSequence(std::string_view bytes) {
+  bool in_stream = false;
+  while (bytes.size() >= 2) {
+    const size_t size = (static_cast<uint8_t>(bytes[0]) << 8) | static_cast<uint8_t>(bytes[1]);
+    bytes.remove_prefix(2);
+    const std::string_view message = bytes.substr(0, size);
+    bytes.remove_prefix(message.size());
+    const pg::PgoutputType* type = DecodeAndCheck(message, in_stream);
+    if (type == nullptr) continue;
+    if (*type == pg::PgoutputType::kStreamStart) in_stream = true;
+    if (*type == pg::PgoutputType::kStreamStop) in_stream = false;
   }
 }
 
@@ -64,5 +91,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // framing first.
   DecodeAndCheck(bytes, /*in_stream=*/false);
   DecodeAndCheck(bytes, /*in_stream=*/true);
+  DecodeSequence(bytes);
   return 0;
 }
