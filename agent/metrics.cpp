@@ -110,6 +110,12 @@ void PipelineMetrics::CountBatch(const Batch& batch) {
       ++i;
       continue;
     }
+    if (op == Op::kTransactionBegin || op == Op::kTransactionEnd) {
+      // Transaction metadata: not a change either.
+      ++changes;
+      ++i;
+      continue;
+    }
     size_t j = i + 1;
     while (j < events.size() && events[j].table == table && events[j].op == op) ++j;
     if (table != nullptr) {

@@ -159,6 +159,24 @@ void AppendKeyColumnNames(const TableSchema& table, std::string& out) {
   out.push_back(']');
 }
 
+// Debezium's transaction metadata schemas (io.debezium.connector.common), with Tributary's
+// `position` added to the value.
+constexpr std::string_view kTransactionKeySchema =
+    "{\"type\":\"struct\",\"fields\":[{\"type\":\"string\",\"optional\":false,\"field\":\"id\"}],"
+    "\"optional\":false,\"name\":\"io.debezium.connector.common.TransactionMetadataKey\"}";
+constexpr std::string_view kTransactionValueSchema =
+    "{\"type\":\"struct\",\"fields\":["
+    "{\"type\":\"string\",\"optional\":false,\"field\":\"status\"},"
+    "{\"type\":\"string\",\"optional\":false,\"field\":\"id\"},"
+    "{\"type\":\"int64\",\"optional\":false,\"field\":\"ts_ms\"},"
+    "{\"type\":\"int64\",\"optional\":true,\"field\":\"event_count\"},"
+    "{\"type\":\"array\",\"items\":{\"type\":\"struct\",\"fields\":["
+    "{\"type\":\"string\",\"optional\":false,\"field\":\"data_collection\"},"
+    "{\"type\":\"int64\",\"optional\":false,\"field\":\"event_count\"}],\"optional\":false},"
+    "\"optional\":true,\"field\":\"data_collections\"},"
+    "{\"type\":\"string\",\"optional\":false,\"field\":\"position\"}],"
+    "\"optional\":false,\"name\":\"io.debezium.connector.common.TransactionMetadataValue\"}";
+
 }  // namespace
 
 void AppendJsonString(std::string_view text, std::string& out) {
@@ -216,7 +234,17 @@ void EnvelopeWriter::WriteEnvelope(const Batch& batch, const Event& event, int64
   AppendNumber(MicrosToMillis(now_us), out);
   out.append(",\"ts_us\":");
   AppendNumber(now_us, out);
-  out.append(",\"transaction\":null}");
+  if (event.transaction.id.kind == ValueKind::kNull) {
+    out.append(",\"transaction\":null}");
+    return;
+  }
+  out.append(",\"transaction\":{\"id\":");
+  AppendJsonString(batch.Text(event.transaction.id), out);
+  out.append(",\"total_order\":");
+  AppendNumber(event.transaction.total_order, out);
+  out.append(",\"data_collection_order\":");
+  AppendNumber(event.transaction.data_collection_order, out);
+  out.append("}}");
 }
 
 void EnvelopeWriter::WriteKey(const Batch& batch, const Event& event, std::string& out) {
@@ -449,6 +477,50 @@ void EnvelopeWriter::WriteConnectSchemaChangeKey(const Event& event, std::string
   out.append(schema_change_key_schema_);
   out.append(",\"payload\":");
   WriteSchemaChangeKey(event, out);
+  out.push_back('}');
+}
+
+void EnvelopeWriter::WriteTransaction(const Batch& batch, const Event& event, std::string& out) {
+  const bool end = event.op == Op::kTransactionEnd;
+  assert(end || event.op == Op::kTransactionBegin);
+  out.append(end ? "{\"status\":\"END\",\"id\":" : "{\"status\":\"BEGIN\",\"id\":");
+  AppendJsonString(batch.Text(event.transaction.id), out);
+  out.append(",\"ts_ms\":");
+  AppendNumber(MicrosToMillis(event.meta.commit_ts_us), out);
+  if (end && event.after && *event.after < batch.values.size()) {
+    out.append(",\"event_count\":");
+    AppendNumber(event.transaction.total_order, out);
+    out.append(",\"data_collections\":");
+    out.append(batch.Text(batch.values[*event.after]));
+  } else {
+    out.append(",\"event_count\":null,\"data_collections\":null");
+  }
+  out.append(",\"position\":");
+  AppendJsonString(batch.Text(event.position), out);
+  out.push_back('}');
+}
+
+void EnvelopeWriter::WriteTransactionKey(const Batch& batch, const Event& event, std::string& out) {
+  out.append("{\"id\":");
+  AppendJsonString(batch.Text(event.transaction.id), out);
+  out.push_back('}');
+}
+
+void EnvelopeWriter::WriteConnectTransaction(const Batch& batch, const Event& event,
+                                             std::string& out) {
+  out.append("{\"schema\":");
+  out.append(kTransactionValueSchema);
+  out.append(",\"payload\":");
+  WriteTransaction(batch, event, out);
+  out.push_back('}');
+}
+
+void EnvelopeWriter::WriteConnectTransactionKey(const Batch& batch, const Event& event,
+                                                std::string& out) {
+  out.append("{\"schema\":");
+  out.append(kTransactionKeySchema);
+  out.append(",\"payload\":");
+  WriteTransactionKey(batch, event, out);
   out.push_back('}');
 }
 

@@ -42,6 +42,13 @@ class EnvelopeWriter {
   void WriteConnectSchemaChange(const Batch& batch, const Event& event, std::string& out);
   void WriteConnectSchemaChangeKey(const Event& event, std::string& out);
 
+  // A kTransactionBegin or kTransactionEnd event's value (docs/events.md, "Transaction
+  // metadata"), and its key {"id":…}; the same in Connect form.
+  void WriteTransaction(const Batch& batch, const Event& event, std::string& out);
+  void WriteTransactionKey(const Batch& batch, const Event& event, std::string& out);
+  void WriteConnectTransaction(const Batch& batch, const Event& event, std::string& out);
+  void WriteConnectTransactionKey(const Batch& batch, const Event& event, std::string& out);
+
  private:
   void WriteEnvelope(const Batch& batch, const Event& event, int64_t now_us,
                      const ConnectSchemas* connect, std::string& out);

@@ -21,6 +21,13 @@ enum class Op : char {
   // `{source}.schema-changes` before the version's first row. Sources emit one with
   // TableSchema::dropped set when a table is dropped or renamed away.
   kSchemaChange = 's',
+  // Not row changes: Debezium's transaction metadata (docs/events.md), written to
+  // `{source}.transaction` by the transaction-metadata transform. `table` is the table of the
+  // transaction's first change (for the source's name); `transaction` carries the id and, for
+  // kTransactionEnd, the event count in total_order and the data_collections JSON array as the
+  // one value at Batch::values[*after].
+  kTransactionBegin = 'B',
+  kTransactionEnd = 'E',
 };
 
 // How a value's canonical text is written into JSON.
@@ -102,6 +109,13 @@ struct SourceMeta {
   Value gtid{};
 };
 
+// Debezium's `transaction` block of a streamed change (transaction metadata on).
+struct TransactionMeta {
+  Value id{};  // text in Batch::arena; kNull: no block (the envelope's "transaction":null)
+  uint32_t total_order = 0;            // 1-based place among the transaction's changes
+  uint32_t data_collection_order = 0;  // 1-based place among its changes of the same table
+};
+
 struct Event {
   Op op = Op::kCreate;
   const TableSchema* table = nullptr;  // kept alive by Batch::tables
@@ -111,6 +125,7 @@ struct Event {
   SourceMeta meta;
   // source.position: fixed-width text that sorts lexically in change order within a source.
   Value position;
+  TransactionMeta transaction;
 };
 
 // The unit that flows from a source to its sinks, and whose delivery is acknowledged.
@@ -123,6 +138,9 @@ struct Batch {
   // Set when the batch ends a source transaction: the source's resumable position of that
   // commit. Only these are ever checkpointed.
   std::optional<std::string> commit_position;
+  // Set by the source when the batch's last event belongs to a transaction whose commit is not
+  // in the batch (it continues in the next one); clear when the batch ends at or after a commit.
+  bool ends_inside_transaction = false;
   // Set by the masking transform: the fingerprint of the policy that produced these events,
   // written as source.masking_policy. Points into the transform, which outlives the batch.
   const std::string* masking_policy = nullptr;
@@ -156,6 +174,7 @@ struct Batch {
     arena.clear();
     tables.clear();
     commit_position.reset();
+    ends_inside_transaction = false;
     masking_policy = nullptr;
   }
 };

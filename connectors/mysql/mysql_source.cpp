@@ -688,6 +688,7 @@ void MysqlSource::Commit(uint64_t next_pos, Batch& batch) {
     gtids = txn_mysql_gtid_;
   }
   batch.commit_position = FormatCheckpoint(BinlogCheckpoint{file_, next_pos, std::move(gtids)});
+  batch.ends_inside_transaction = false;
   txn_gtid_ = MariaGtid{};
   txn_mysql_gtid_.clear();
 }
@@ -833,6 +834,7 @@ void MysqlSource::StartEvent(Event& event, const RawEvent& raw, uint64_t event_p
   event.meta.server_id = raw.header.server_id;
   event.meta.thread_id = txn_thread_;
   event.meta.binlog_file = batch.AddValue(ValueKind::kString, file_);
+  batch.ends_inside_transaction = in_transaction_;
   if (mariadb_ && (txn_gtid_.server_id != 0 || txn_gtid_.sequence != 0)) {
     const auto offset = static_cast<uint32_t>(batch.arena.size());
     batch.arena += FormatMariaGtid(txn_gtid_);

@@ -17,6 +17,7 @@ namespace {
 
 // Where every source's schema-change events go (docs/events.md).
 constexpr std::string_view kSchemaChangeTopic = "{source}.schema-changes";
+constexpr std::string_view kTransactionTopic = "{source}.transaction";
 
 // The topic name for `table`, or kInvalidConfig for a bad template. The name becomes one
 // directory: a leading '.' is prefixed with '_' as well, since dot files are in-progress
@@ -108,6 +109,20 @@ Status FileSink::AppendSchemaChange(const Batch& batch, const Event& event, Tabl
   });
 }
 
+Status FileSink::AppendTransaction(const Batch& batch, const Event& event, TableRoute& route) {
+  if (route.transactions == nullptr) {
+    ASSIGN_OR_RETURN(std::string name, FormatTopic(options_.name, kTransactionTopic, *event.table));
+    ASSIGN_OR_RETURN(route.transactions, OpenTopic(name));
+  }
+  return route.transactions->Append(batch.Text(event.position), [&](std::string& out) {
+    if (options_.schemas) {
+      envelope_writer_.WriteConnectTransaction(batch, event, out);
+    } else {
+      envelope_writer_.WriteTransaction(batch, event, out);
+    }
+  });
+}
+
 Status FileSink::Submit(const Batch& batch) {
   if (!failure_.ok()) return failure_;
   if (!batch.events.empty()) {
@@ -115,8 +130,14 @@ Status FileSink::Submit(const Batch& batch) {
     for (const Event& event : batch.events) {
       Result<TableRoute*> route = RouteFor(batch, event.table);
       if (!route.ok()) return Fail(route.status());
-      Status status = event.op == Op::kSchemaChange ? AppendSchemaChange(batch, event, **route)
-                                                    : AppendRow(batch, event, now_us, **route);
+      Status status;
+      if (event.op == Op::kSchemaChange) {
+        status = AppendSchemaChange(batch, event, **route);
+      } else if (event.op == Op::kTransactionBegin || event.op == Op::kTransactionEnd) {
+        status = AppendTransaction(batch, event, **route);
+      } else {
+        status = AppendRow(batch, event, now_us, **route);
+      }
       if (!status.ok()) return Fail(std::move(status));
     }
   }

@@ -32,7 +32,8 @@ struct FileSinkOptions {
 };
 
 // Writes envelopes as JSON lines into <path>/<topic>/ segments (DESIGN.md §6, TopicWriter);
-// schema-change events go to the topic "{source}.schema-changes".
+// schema-change events go to the topic "{source}.schema-changes", transaction BEGIN and END
+// events to "{source}.transaction".
 // Acks a batch once a Flush has fsynced its lines and the watermarks that cover them; flushes
 // on flush_interval from Poll. Events at or below the last position a topic took (after a
 // crash, its watermark's) are replays and are skipped, so each change is written once.
@@ -60,12 +61,14 @@ class FileSink : public Sink {
     std::string topic;
     TopicWriter* rows = nullptr;
     TopicWriter* schema_changes = nullptr;
+    TopicWriter* transactions = nullptr;    // {source}.transaction: BEGIN and END events
     std::optional<ConnectSchemas> connect;  // with `schemas`, built with the first row
   };
   Result<TableRoute*> RouteFor(const Batch& batch, const TableSchema* table);
   Result<TopicWriter*> OpenTopic(const std::string& name);
   Status AppendRow(const Batch& batch, const Event& event, int64_t now_us, TableRoute& route);
   Status AppendSchemaChange(const Batch& batch, const Event& event, TableRoute& route);
+  Status AppendTransaction(const Batch& batch, const Event& event, TableRoute& route);
   // Remembers the failure: after an I/O error nothing more may be acked.
   Status Fail(Status status);
 
