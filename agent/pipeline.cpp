@@ -78,6 +78,10 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
 }
 
 Status Pipeline::RunOnce(const std::atomic<bool>& stop) {
+  // Batches a failed run left unacked are replayed from the checkpoint under new sequences; a
+  // sink that dropped them (an aborted Kafka transaction) never acks them, so they must not
+  // hold the watermark back.
+  tracker_ = AckTracker();
   ASSIGN_OR_RETURN(std::optional<std::string> checkpoint, checkpoints_.Load());
   spdlog::info("pipeline: Opening source source={} checkpoint={}", name_,
                checkpoint ? *checkpoint : "none");

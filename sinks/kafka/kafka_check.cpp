@@ -42,7 +42,10 @@ KafkaClusterReport CheckKafkaCluster(const KafkaSinkOptions& options,
   FirstError first_error;
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char errstr[512];
-  for (const auto& [key, value] : KafkaProducerSettings(options)) {
+  // A metadata probe: no transactional.id, which would make it a second transactional producer.
+  KafkaSinkOptions probe = options;
+  probe.exactly_once = false;
+  for (const auto& [key, value] : KafkaProducerSettings(probe)) {
     if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr, sizeof errstr) !=
         RD_KAFKA_CONF_OK) {
       // `validate` without --connect names the key; here it only stops the check.

@@ -2,12 +2,15 @@
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
 #include <charconv>
 #include <chrono>
+#include <set>
 #include <string_view>
 
 #include "agent/core/clock.h"
@@ -23,8 +26,22 @@ constexpr const char* kStatisticsIntervalMs = "5000";
 constexpr size_t kMaxTopicLength = 249;
 constexpr int kQueueFullPollMs = 100;
 constexpr int kFlushStepMs = 100;
+// exactly_once: how long the transactional calls may block before they count as failed, and
+// how often a commit that timed out is tried again before the transaction is aborted.
+constexpr int kInitTimeoutMs = 30000;
+constexpr int kCommitTimeoutMs = 10000;
+constexpr int kCommitAttempts = 6;
+constexpr int kAbortAttempts = 3;
+constexpr auto kOffsetsReadTimeout = std::chrono::seconds(30);
+// A transaction commits at a source transaction's end once it is this big, whatever its age.
+constexpr size_t kTransactionBytes = 16 << 20;
+// Past this age a transaction commits even inside a source transaction: half librdkafka's
+// default transaction.timeout.ms, after which the coordinator would abort it.
+constexpr auto kMaxTransactionAge = std::chrono::seconds(30);
 // Where every source's schema-change events go (docs/events.md).
 constexpr std::string_view kSchemaChangeTopic = "{source}.schema-changes";
+// Where transaction BEGIN and END events go (docs/events.md, "Transaction metadata").
+constexpr std::string_view kTransactionTopic = "{source}.transaction";
 
 // librdkafka settings a first-class option owns: setting them under `librdkafka:` would
 // silently change what the sink promises (delivery, partitioning, where it connects).
@@ -97,6 +114,36 @@ void AddHeader(rd_kafka_headers_t* headers, const char* name, std::string_view v
   rd_kafka_header_add(headers, name, -1, value.data(), static_cast<ssize_t>(value.size()));
 }
 
+bool IsFencing(rd_kafka_resp_err_t error) {
+  return error == RD_KAFKA_RESP_ERR__FENCED || error == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+         error == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
+}
+
+// Names one record of one event: its topic, its source.position, value or tombstone.
+std::string RecordIdentity(std::string_view topic, std::string_view position, bool tombstone) {
+  std::string identity;
+  identity.reserve(topic.size() + position.size() + 3);
+  identity.append(topic).append(1, '\n').append(position).append(tombstone ? "\nt" : "\nv");
+  return identity;
+}
+
+std::string_view HeaderValue(const rd_kafka_message_t& message, const char* name) {
+  rd_kafka_headers_t* headers = nullptr;
+  const void* value = nullptr;
+  size_t size = 0;
+  if (rd_kafka_message_headers(&message, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      rd_kafka_header_get_last(headers, name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      value == nullptr) {
+    return {};
+  }
+  return {static_cast<const char*>(value), size};
+}
+
+std::optional<std::string> OptionalString(const rapidjson::Value& object, const char* name) {
+  if (!object.HasMember(name) || !object[name].IsString()) return std::nullopt;
+  return std::string(object[name].GetString(), object[name].GetStringLength());
+}
+
 }  // namespace
 
 std::vector<std::string> CheckKafkaSinkOptions(const KafkaSinkOptions& options,
@@ -124,9 +171,15 @@ std::vector<std::string> CheckKafkaSinkOptions(const KafkaSinkOptions& options,
   return problems;
 }
 
+std::string KafkaTransactionalId(const KafkaSinkOptions& options) {
+  return "tributary-" + options.source + "-" + options.name;
+}
+
 std::vector<std::pair<std::string, std::string>> KafkaProducerSettings(
     const KafkaSinkOptions& options) {
   std::vector<std::pair<std::string, std::string>> settings = BaseSettings(options);
+  if (options.exactly_once)
+    settings.emplace_back("transactional.id", KafkaTransactionalId(options));
   settings.insert(settings.end(), options.librdkafka.begin(), options.librdkafka.end());
   return settings;
 }
@@ -151,6 +204,10 @@ Status KafkaSink::Open(AckCallback on_durable) {
   RETURN_IF_ERROR(FormatTopic(options_.name, options_.topic_template, TableSchema{}).status());
   std::vector<std::string> problems = CheckKafkaSinkOptions(options_, "sink " + options_.name);
   if (!problems.empty()) return Status::InvalidConfig(fmt::format("{}", fmt::join(problems, "; ")));
+  if (options_.exactly_once && options_.source.empty()) {
+    return Status::InvalidConfig(
+        fmt::format("kafka-sink {}: exactly_once needs the source's name", options_.name));
+  }
 
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char errstr[512];
@@ -177,11 +234,15 @@ Status KafkaSink::Open(AckCallback on_durable) {
   if (!options_.dlq_topic.empty()) {
     dlq_topic_ = rd_kafka_topic_new(producer_, options_.dlq_topic.c_str(), nullptr);
   }
+  if (options_.exactly_once) {
+    offsets_topic_ = rd_kafka_topic_new(producer_, options_.offsets_topic.c_str(), nullptr);
+  }
   on_durable_ = std::move(on_durable);
   retries_before_open_ = retries_;
   failure_ = Status::Ok();
   fatal_error_ = false;
-  spdlog::info("kafka-sink: Opened sink={} brokers={}", options_.name, options_.brokers);
+  spdlog::info("kafka-sink: Opened sink={} brokers={} exactly_once={}", options_.name,
+               options_.brokers, options_.exactly_once);
   return Status::Ok();
 }
 
@@ -214,6 +275,19 @@ Result<rd_kafka_topic_t*> KafkaSink::Serialize(const Batch& batch, const Event& 
                                                int64_t now_us, TableTopic& topic) {
   key_.clear();
   value_.clear();
+  if (event.op == Op::kTransactionBegin || event.op == Op::kTransactionEnd) {
+    // Two per transaction: the handle is looked up by name rather than cached per table.
+    ASSIGN_OR_RETURN(std::string name, FormatTopic(options_.name, kTransactionTopic, *event.table));
+    ASSIGN_OR_RETURN(rd_kafka_topic_t * handle, TopicHandle(name));
+    if (options_.schemas) {
+      envelope_writer_.WriteConnectTransactionKey(batch, event, key_);
+      envelope_writer_.WriteConnectTransaction(batch, event, value_);
+    } else {
+      envelope_writer_.WriteTransactionKey(batch, event, key_);
+      envelope_writer_.WriteTransaction(batch, event, value_);
+    }
+    return handle;
+  }
   if (event.op == Op::kSchemaChange) {
     if (topic.schema_changes == nullptr) {
       ASSIGN_OR_RETURN(std::string name,
@@ -245,16 +319,32 @@ Result<rd_kafka_topic_t*> KafkaSink::Serialize(const Batch& batch, const Event& 
 
 Status KafkaSink::Submit(const Batch& batch) {
   if (!failure_.ok()) return failure_;
+  if (options_.exactly_once) RETURN_IF_ERROR(EnsureTransactional());
   batches_.push_back({batch.sequence, 0, false});
   const int64_t now_us = UnixMicrosNow();
+  std::string_view last_position;  // the largest produced
   for (const Event& event : batch.events) {
+    const std::string_view position = batch.Text(event.position);
+    // Replayed from a checkpoint behind what the committed transactions hold: already in Kafka.
+    if (committed_position_ && position <= *committed_position_) {
+      ++skipped_;
+      continue;
+    }
+    if (skipped_ > 0) {
+      spdlog::info(
+          "kafka-sink: Skipped events already committed to Kafka sink={} skipped={} "
+          "committed_position={}",
+          options_.name, skipped_, *committed_position_);
+      skipped_ = 0;
+    }
+    // The largest, not the last: transaction metadata events sort after the change they precede.
+    last_position = std::max(last_position, position);
     Result<TableTopic*> topic = TopicFor(batch, event.table);
     if (!topic.ok()) return Fail(topic.status());
     Result<rd_kafka_topic_t*> handle = Serialize(batch, event, now_us, **topic);
     if (!handle.ok()) return Fail(handle.status());
     // A table without a key gets a null key, which the partitioner spreads at random.
     const std::string_view key = key_ == "null" ? std::string_view() : std::string_view(key_);
-    const std::string_view position = batch.Text(event.position);
     const char op = static_cast<char>(event.op);
     const bool tombstone = event.op == Op::kDelete && options_.tombstones && !key.empty();
     for (int record = 0; record < (tombstone ? 2 : 1); ++record) {
@@ -262,6 +352,22 @@ Status KafkaSink::Submit(const Batch& batch) {
       AddHeader(headers, "op", std::string_view(&op, 1));
       AddHeader(headers, "source.schema_version", (*topic)->version_text);
       AddHeader(headers, "source.position", position);
+      if (!rejected_.empty()) {
+        // The broker rejected this record for good in an aborted transaction: dead-letter it.
+        const char* name = rd_kafka_topic_name(*handle);
+        auto rejected = rejected_.find(RecordIdentity(name, position, record == 1));
+        if (rejected != rejected_.end()) {
+          ++FindBatch(batch.sequence)->remaining;
+          dead_letter_queue_.push_back(DeadLetter{
+              batch.sequence, name, key.empty() ? std::nullopt : std::optional<std::string>(key),
+              record == 1 || rejected->second == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE
+                  ? std::nullopt
+                  : std::optional<std::string>(value_),
+              headers, rejected->second});
+          rejected_.erase(rejected);
+          continue;
+        }
+      }
       // The second record of a delete is its tombstone: same key, null value.
       Status status = Produce(*handle, key, record == 0 ? &value_ : nullptr, headers,
                               batch.sequence, /*dead_letter=*/false);
@@ -269,8 +375,24 @@ Status KafkaSink::Submit(const Batch& batch) {
     }
   }
   // Looked up again: producing may poll, which may grow the deque. Only Serve retires batches.
-  FindBatch(batch.sequence)->sealed = true;
-  return Serve(0);
+  if (InFlightBatch* submitted = FindBatch(batch.sequence)) submitted->sealed = true;
+  if (!options_.exactly_once) return Serve(0);
+  RETURN_IF_ERROR(Serve(0));
+  if (!txn_open_) {
+    // Nothing of it (or before it) is waiting for a commit: skipped events, or none.
+    while (!batches_.empty()) {
+      const uint64_t sequence = batches_.front().sequence;
+      batches_.pop_front();
+      on_durable_(sequence);
+    }
+    return failure_;
+  }
+  txn_at_boundary_ = batch.commit_position.has_value();
+  if (batch.commit_position) txn_checkpoint_ = batch.commit_position;
+  if (!last_position.empty() && (!txn_position_ || last_position > *txn_position_)) {
+    txn_position_ = std::string(last_position);
+  }
+  return CommitDue() ? CommitTransaction() : failure_;
 }
 
 Status KafkaSink::Produce(rd_kafka_topic_t* topic, std::string_view key, const std::string* value,
@@ -280,6 +402,12 @@ Status KafkaSink::Produce(rd_kafka_topic_t* topic, std::string_view key, const s
   void* key_data = key.empty() ? nullptr : const_cast<char*>(key.data());
   void* value_data = value != nullptr ? const_cast<char*>(value->data()) : nullptr;
   const size_t value_size = value != nullptr ? value->size() : 0;
+  if (options_.exactly_once && !txn_open_) {
+    if (Status status = BeginTransaction(); !status.ok()) {
+      rd_kafka_headers_destroy(headers);
+      return status;
+    }
+  }
   while (true) {
     const rd_kafka_resp_err_t error = rd_kafka_producev(
         producer_, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -287,14 +415,16 @@ Status KafkaSink::Produce(rd_kafka_topic_t* topic, std::string_view key, const s
         RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(Tag(sequence, dead_letter)), RD_KAFKA_V_END);
     if (error == RD_KAFKA_RESP_ERR_NO_ERROR) {
       // librdkafka owns the headers now.
-      if (!dead_letter) ++FindBatch(sequence)->remaining;
+      if (InFlightBatch* batch = FindBatch(sequence); batch != nullptr && !dead_letter) {
+        ++batch->remaining;
+      }
       pending_bytes_ += bytes;
       return Status::Ok();
     }
     if (error == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       // Bounded memory: wait for deliveries to make room; never drop.
       rd_kafka_poll(producer_, kQueueFullPollMs);
-      if (fatal_error_ || !failure_.ok()) break;
+      if (fatal_error_ || !failure_.ok() || !abort_reason_.empty()) break;
       continue;
     }
     if (!dead_letter && IsRejectedForGood(error) && dlq_topic_ != nullptr) {
@@ -310,11 +440,17 @@ Status KafkaSink::Produce(rd_kafka_topic_t* topic, std::string_view key, const s
       return Status::Ok();
     }
     rd_kafka_headers_destroy(headers);
+    if (options_.exactly_once && (error == RD_KAFKA_RESP_ERR__STATE || !abort_reason_.empty())) {
+      // The transaction failed (librdkafka refuses records until it is aborted); the delivery
+      // report saying why may not have been served yet.
+      return AbortTransaction(abort_reason_.empty() ? rd_kafka_err2str(error) : abort_reason_);
+    }
     return Status::Fatal(fmt::format("kafka-sink {}: cannot produce to {}{}: {}", options_.name,
                                      rd_kafka_topic_name(topic),
                                      dead_letter ? " (dead letter)" : "", rd_kafka_err2str(error)));
   }
   rd_kafka_headers_destroy(headers);
+  if (failure_.ok() && !abort_reason_.empty()) return AbortTransaction(abort_reason_);
   return failure_.ok() ? Status::Fatal(fmt::format("kafka-sink {}: producer failed", options_.name))
                        : failure_;
 }
@@ -329,8 +465,7 @@ void KafkaSink::OnError(rd_kafka_t* rk, int error, const char* reason, void* opa
     char fatal[512];
     const rd_kafka_resp_err_t cause = rd_kafka_fatal_error(rk, fatal, sizeof fatal);
     sink->fatal_error_ = true;
-    sink->Fail(Status::Fatal(fmt::format("kafka-sink {}: fatal producer error {}: {}",
-                                         sink->options_.name, rd_kafka_err2name(cause), fatal)));
+    sink->Fail(Status::Fatal(sink->FatalMessage(cause, fatal)));
     return;
   }
   // Transient: librdkafka reconnects and retries by itself; deliveries that run out of
@@ -376,6 +511,39 @@ void KafkaSink::HandleDelivery(const rd_kafka_message_t& message) {
   const auto tag = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(message._private));
   const uint64_t sequence = tag >> 1;
   const bool dead_letter = (tag & 1) != 0;
+  if (options_.exactly_once) {
+    // Bytes stay pending until their transaction commits. A report whose batch is gone comes
+    // from an aborted transaction (purged records): nothing to do.
+    InFlightBatch* batch = FindBatch(sequence);
+    if (batch == nullptr) return;
+    if (message.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      --batch->remaining;
+      return;
+    }
+    const char* topic = rd_kafka_topic_name(message.rkt);
+    const bool purged = message.err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+                        message.err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
+    if (!purged && (dead_letter || (IsRejectedForGood(message.err) && dlq_topic_ == nullptr))) {
+      // A replay would fail the same way: stop, as without exactly_once.
+      Fail(Status::Fatal(fmt::format("kafka-sink {}: delivery to {} failed{}: {}", options_.name,
+                                     topic, dead_letter ? " (dead letter)" : "",
+                                     rd_kafka_err2str(message.err))));
+      return;
+    }
+    if (IsRejectedForGood(message.err)) {
+      rejected_[RecordIdentity(topic, HeaderValue(message, "source.position"),
+                               message.payload == nullptr)] = message.err;
+    }
+    // librdkafka has put the transaction in an abortable state; the next Serve aborts it. The
+    // records it purged then report that first: a real cause replaces it.
+    if (abort_reason_.empty() || (!purged && abort_reason_purged_)) {
+      abort_reason_purged_ = purged;
+      abort_reason_ =
+          fmt::format("delivery to {} failed{}: {}", topic, dead_letter ? " (dead letter)" : "",
+                      rd_kafka_err2str(message.err));
+    }
+    return;
+  }
   pending_bytes_ -= std::min(pending_bytes_, message.len + message.key_len);
   if (message.err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     if (InFlightBatch* batch = FindBatch(sequence)) --batch->remaining;
@@ -450,18 +618,33 @@ void KafkaSink::AckCompleted() {
 Status KafkaSink::Serve(int timeout_ms) {
   if (!failure_.ok()) return failure_;
   rd_kafka_poll(producer_, timeout_ms);
+  if (!abort_reason_.empty()) return AbortTransaction(abort_reason_);
   if (!dead_letter_queue_.empty()) RETURN_IF_ERROR(WriteDeadLetters());
-  AckCompleted();
+  // Transactional batches are acked by CommitTransaction only.
+  if (!options_.exactly_once) AckCompleted();
   return failure_;
 }
 
 Status KafkaSink::Poll() {
   if (producer_ == nullptr) return failure_;
-  return Serve(0);
+  RETURN_IF_ERROR(Serve(0));
+  return options_.exactly_once && CommitDue() ? CommitTransaction() : failure_;
 }
 
 Status KafkaSink::Flush() {
   if (producer_ == nullptr) return failure_;
+  if (options_.exactly_once) {
+    Status status = failure_;
+    if (status.ok() && txn_open_) status = CommitTransaction();
+    if (status.ok()) {
+      topic_by_table_.Prune();
+      return status;
+    }
+    // An aborted transaction is reported until the pipeline drains (which ends with a Flush);
+    // what it submits next is the replay from its checkpoint, which the sink takes afresh.
+    if (status.retriable() && !fatal_error_) failure_ = Status::Ok();
+    return status;
+  }
   while (failure_.ok() && !batches_.empty()) {
     // rd_kafka_flush serves the delivery reports while it waits.
     rd_kafka_flush(producer_, kFlushStepMs);
@@ -476,20 +659,33 @@ Status KafkaSink::Flush() {
 void KafkaSink::Close() {
   topic_by_table_.Clear();
   FreeDeadLetters();
+  if (producer_ != nullptr && txn_open_) {
+    // Never committed, so never acked: the replay brings it again.
+    if (rd_kafka_error_t* error = rd_kafka_abort_transaction(producer_, kCommitTimeoutMs)) {
+      rd_kafka_error_destroy(error);
+    }
+  }
   if (producer_ != nullptr) {
     // What is still queued was never acked: the checkpoint is behind it, so it will be replayed.
     rd_kafka_purge(producer_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_poll(producer_, 0);
     for (auto& [name, topic] : topics_) rd_kafka_topic_destroy(topic);
     if (dlq_topic_ != nullptr) rd_kafka_topic_destroy(dlq_topic_);
+    if (offsets_topic_ != nullptr) rd_kafka_topic_destroy(offsets_topic_);
     rd_kafka_destroy(producer_);
     spdlog::info("kafka-sink: Closed sink={} dead_letters={}", options_.name, dead_letters_);
   }
   topics_.clear();
   dlq_topic_ = nullptr;
+  offsets_topic_ = nullptr;
   producer_ = nullptr;
   batches_.clear();
   pending_bytes_ = 0;
+  initialized_ = false;
+  offsets_known_ = false;
+  txn_open_ = false;
+  abort_reason_.clear();
+  rejected_.clear();
 }
 
 void KafkaSink::FreeDeadLetters() {
@@ -500,11 +696,305 @@ void KafkaSink::FreeDeadLetters() {
 }
 
 const Status& KafkaSink::Fail(Status status) {
-  if (!failure_.ok()) return failure_;
+  // A fatal error outranks a retriable one waiting to be reported.
+  if (!failure_.ok() && !(failure_.retriable() && !status.retriable())) return failure_;
+  if (status.retriable()) {
+    spdlog::warn("kafka-sink: Transaction aborted, the pipeline replays sink={} error=\"{}\"",
+                 options_.name, status.ToString());
+    failure_ = std::move(status);
+    return failure_;
+  }
   spdlog::error("kafka-sink: Failed, no more acks sink={} error=\"{}\"", options_.name,
                 status.ToString());
   failure_ = std::move(status);
   return failure_;
+}
+
+std::string KafkaSink::FatalMessage(rd_kafka_resp_err_t cause, std::string_view reason) const {
+  if (options_.exactly_once && IsFencing(cause)) {
+    return fmt::format(
+        "kafka-sink {}: fenced: another producer took over transactional.id \"{}\" (is a second "
+        "agent running source {} with sink {}?); this one stops: {}",
+        options_.name, KafkaTransactionalId(options_), options_.source, options_.name, reason);
+  }
+  return fmt::format("kafka-sink {}: fatal producer error {}: {}", options_.name,
+                     rd_kafka_err2name(cause), reason);
+}
+
+std::string KafkaSink::OffsetsKey() const {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  writer.StartObject();
+  writer.Key("source");
+  writer.String(options_.source.c_str(), static_cast<rapidjson::SizeType>(options_.source.size()));
+  writer.Key("sink");
+  writer.String(options_.name.c_str(), static_cast<rapidjson::SizeType>(options_.name.size()));
+  writer.EndObject();
+  return {buffer.GetString(), buffer.GetSize()};
+}
+
+bool KafkaSink::CommitDue() const {
+  if (!txn_open_ || !failure_.ok()) return false;
+  const auto age = std::chrono::steady_clock::now() - txn_started_;
+  if (txn_at_boundary_ &&
+      (age >= options_.transaction_interval || pending_bytes_ >= kTransactionBytes)) {
+    return true;
+  }
+  return age >= kMaxTransactionAge;
+}
+
+Status KafkaSink::EnsureTransactional() {
+  if (!initialized_) {
+    // Fences any earlier producer with this transactional.id and aborts what it left open.
+    if (rd_kafka_error_t* error = rd_kafka_init_transactions(producer_, kInitTimeoutMs)) {
+      if (rd_kafka_error_is_fatal(error)) return TransactionFailure(error, "init_transactions");
+      const std::string reason = rd_kafka_error_string(error);
+      rd_kafka_error_destroy(error);
+      return Status::Retriable(
+          fmt::format("kafka-sink {}: cannot initialise transactions (transactional.id \"{}\"): {}",
+                      options_.name, KafkaTransactionalId(options_), reason));
+    }
+    initialized_ = true;
+  }
+  if (!offsets_known_) {
+    RETURN_IF_ERROR(ReadCommittedOffsets());
+    offsets_known_ = true;
+    skipped_ = 0;
+    spdlog::info(
+        "kafka-sink: Transactions ready sink={} transactional_id={} offsets_topic={} "
+        "committed_position={} committed_checkpoint={}",
+        options_.name, KafkaTransactionalId(options_), options_.offsets_topic,
+        committed_position_.value_or("none"), committed_checkpoint_.value_or("none"));
+  }
+  return Status::Ok();
+}
+
+Status KafkaSink::ReadCommittedOffsets() {
+  char errstr[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  // The user's settings carry security and client tuning; producer-only ones are ignored.
+  for (const auto& [key, value] : options_.librdkafka) {
+    rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr, sizeof errstr);
+  }
+  const std::string group = KafkaTransactionalId(options_) + "-offsets";
+  // Assigned, never subscribed: the group id is required but no group is joined or committed.
+  for (const auto& [key, value] :
+       std::vector<std::pair<std::string, std::string>>{{"bootstrap.servers", options_.brokers},
+                                                        {"group.id", group},
+                                                        {"enable.auto.commit", "false"},
+                                                        {"enable.auto.offset.store", "false"},
+                                                        {"isolation.level", "read_committed"},
+                                                        {"enable.partition.eof", "true"},
+                                                        {"log_level", "3"}}) {
+    rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr, sizeof errstr);
+  }
+  rd_kafka_t* consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+  if (consumer == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    return Status::InvalidConfig(
+        fmt::format("kafka-sink {}: cannot create the offsets reader: {}", options_.name, errstr));
+  }
+  auto fail = [&](const std::string& why) {
+    rd_kafka_destroy(consumer);
+    return Status::Retriable(fmt::format("kafka-sink {}: cannot read offsets topic {}: {}",
+                                         options_.name, options_.offsets_topic, why));
+  };
+  rd_kafka_topic_t* topic = rd_kafka_topic_new(consumer, options_.offsets_topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* metadata = nullptr;
+  const rd_kafka_resp_err_t error = rd_kafka_metadata(consumer, 0, topic, &metadata, 10000);
+  rd_kafka_topic_destroy(topic);
+  if (error != RD_KAFKA_RESP_ERR_NO_ERROR) return fail(rd_kafka_err2str(error));
+  int partitions = 0;
+  rd_kafka_resp_err_t topic_error = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+  if (metadata->topic_cnt == 1) {
+    topic_error = metadata->topics[0].err;
+    partitions = metadata->topics[0].partition_cnt;
+  }
+  rd_kafka_metadata_destroy(metadata);
+  committed_position_.reset();
+  committed_checkpoint_.reset();
+  if (topic_error == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+      topic_error == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC || partitions == 0) {
+    // No transaction ever committed there: nothing to skip.
+    rd_kafka_destroy(consumer);
+    return Status::Ok();
+  }
+  if (topic_error != RD_KAFKA_RESP_ERR_NO_ERROR) return fail(rd_kafka_err2str(topic_error));
+
+  rd_kafka_topic_partition_list_t* assignment = rd_kafka_topic_partition_list_new(partitions);
+  for (int32_t partition = 0; partition < partitions; ++partition) {
+    rd_kafka_topic_partition_list_add(assignment, options_.offsets_topic.c_str(), partition)
+        ->offset = RD_KAFKA_OFFSET_BEGINNING;
+  }
+  const rd_kafka_resp_err_t assigned = rd_kafka_assign(consumer, assignment);
+  rd_kafka_topic_partition_list_destroy(assignment);
+  if (assigned != RD_KAFKA_RESP_ERR_NO_ERROR) return fail(rd_kafka_err2str(assigned));
+
+  const std::string key = OffsetsKey();
+  std::set<int32_t> at_end;
+  std::string last_error = "timed out";
+  const auto deadline = std::chrono::steady_clock::now() + kOffsetsReadTimeout;
+  while (static_cast<int>(at_end.size()) < partitions) {
+    if (std::chrono::steady_clock::now() > deadline) return fail(last_error);
+    rd_kafka_message_t* message = rd_kafka_consumer_poll(consumer, 200);
+    if (message == nullptr) continue;
+    if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      at_end.insert(message->partition);
+    } else if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      last_error = rd_kafka_message_errstr(message);
+    } else if (message->key_len == key.size() &&
+               std::string_view(static_cast<const char*>(message->key), message->key_len) == key) {
+      committed_position_.reset();
+      committed_checkpoint_.reset();
+      // A tombstone resets the record: nothing is skipped.
+      if (message->payload != nullptr) {
+        rapidjson::Document doc;
+        doc.Parse(static_cast<const char*>(message->payload), message->len);
+        if (doc.HasParseError() || !doc.IsObject()) {
+          rd_kafka_message_destroy(message);
+          rd_kafka_destroy(consumer);
+          return Status::CorruptData(
+              fmt::format("kafka-sink {}: the offsets record in {} is not JSON", options_.name,
+                          options_.offsets_topic));
+        }
+        committed_position_ = OptionalString(doc, "position");
+        committed_checkpoint_ = OptionalString(doc, "checkpoint");
+      }
+    }
+    rd_kafka_message_destroy(message);
+  }
+  rd_kafka_consumer_close(consumer);
+  rd_kafka_destroy(consumer);
+  return Status::Ok();
+}
+
+Status KafkaSink::BeginTransaction() {
+  if (rd_kafka_error_t* error = rd_kafka_begin_transaction(producer_)) {
+    return TransactionFailure(error, "begin_transaction");
+  }
+  txn_open_ = true;
+  txn_at_boundary_ = false;
+  txn_started_ = std::chrono::steady_clock::now();
+  txn_checkpoint_.reset();
+  txn_position_.reset();
+  return Status::Ok();
+}
+
+Status KafkaSink::CommitTransaction() {
+  // Every record, dead letters included, delivered first: a failed one aborts instead.
+  while (failure_.ok() && txn_open_ &&
+         (rd_kafka_outq_len(producer_) > 0 || !dead_letter_queue_.empty())) {
+    rd_kafka_flush(producer_, kFlushStepMs);
+    RETURN_IF_ERROR(Serve(0));
+  }
+  if (!failure_.ok() || !txn_open_) return failure_;
+
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  auto write_string = [&](const char* name, const std::optional<std::string>& text) {
+    writer.Key(name);
+    if (text) {
+      writer.String(text->c_str(), static_cast<rapidjson::SizeType>(text->size()));
+    } else {
+      writer.Null();
+    }
+  };
+  const std::optional<std::string> position = txn_position_ ? txn_position_ : committed_position_;
+  const std::optional<std::string> checkpoint =
+      txn_checkpoint_ ? txn_checkpoint_ : committed_checkpoint_;
+  writer.StartObject();
+  write_string("source", options_.source);
+  write_string("sink", options_.name);
+  write_string("transactional_id", KafkaTransactionalId(options_));
+  write_string("checkpoint", checkpoint);
+  write_string("position", position);
+  writer.Key("ts_ms");
+  writer.Int64(UnixMicrosNow() / 1000);
+  writer.EndObject();
+  const std::string value(buffer.GetString(), buffer.GetSize());
+  RETURN_IF_ERROR(Produce(offsets_topic_, OffsetsKey(), &value, rd_kafka_headers_new(0),
+                          batches_.empty() ? 0 : batches_.back().sequence,
+                          /*dead_letter=*/false));
+
+  for (int attempt = 1;; ++attempt) {
+    rd_kafka_error_t* error = rd_kafka_commit_transaction(producer_, kCommitTimeoutMs);
+    if (error == nullptr) break;
+    if (rd_kafka_error_is_retriable(error) && attempt < kCommitAttempts) {
+      spdlog::warn("kafka-sink: Commit failed, trying again sink={} attempt={} error=\"{}\"",
+                   options_.name, attempt, rd_kafka_error_string(error));
+      rd_kafka_error_destroy(error);
+      continue;
+    }
+    return TransactionFailure(error, "commit_transaction");
+  }
+  txn_open_ = false;
+  committed_position_ = position;
+  committed_checkpoint_ = checkpoint;
+  pending_bytes_ = 0;
+  spdlog::debug("kafka-sink: Committed a transaction sink={} batches={} position={}", options_.name,
+                batches_.size(), position.value_or("none"));
+  // The committed records' reports: nothing left to learn from them.
+  rd_kafka_poll(producer_, 0);
+  while (!batches_.empty()) {
+    const uint64_t sequence = batches_.front().sequence;
+    batches_.pop_front();
+    on_durable_(sequence);
+  }
+  return failure_;
+}
+
+Status KafkaSink::AbortTransaction(const std::string& reason) {
+  spdlog::warn("kafka-sink: Aborting the transaction sink={} reason=\"{}\"", options_.name, reason);
+  for (int attempt = 1;; ++attempt) {
+    rd_kafka_error_t* error = rd_kafka_abort_transaction(producer_, kCommitTimeoutMs);
+    if (error == nullptr) break;
+    const rd_kafka_resp_err_t code = rd_kafka_error_code(error);
+    if (rd_kafka_error_is_fatal(error)) {
+      const std::string text = rd_kafka_error_string(error);
+      rd_kafka_error_destroy(error);
+      fatal_error_ = true;
+      return Fail(Status::Fatal(FatalMessage(code, text)));
+    }
+    const std::string text = rd_kafka_error_string(error);
+    rd_kafka_error_destroy(error);
+    if (code == RD_KAFKA_RESP_ERR__STATE) break;  // no transaction was open
+    if (attempt >= kAbortAttempts) {
+      return Fail(Status::Fatal(
+          fmt::format("kafka-sink {}: cannot abort the transaction: {}", options_.name, text)));
+    }
+  }
+  // What the transaction held is never acked: the pipeline replays it from its checkpoint, and
+  // the offsets are read back first in case a commit that reported failure did go through.
+  batches_.clear();
+  FreeDeadLetters();
+  txn_open_ = false;
+  txn_position_.reset();
+  txn_checkpoint_.reset();
+  pending_bytes_ = 0;
+  offsets_known_ = false;
+  const std::string why = std::exchange(abort_reason_, {});
+  rd_kafka_poll(producer_, 0);
+  abort_reason_.clear();
+  abort_reason_purged_ = false;
+  return Fail(Status::Retriable(
+      fmt::format("kafka-sink {}: transaction aborted, replaying from the checkpoint: {}",
+                  options_.name, why.empty() ? reason : why)));
+}
+
+Status KafkaSink::TransactionFailure(rd_kafka_error_t* error, std::string_view what) {
+  const rd_kafka_resp_err_t code = rd_kafka_error_code(error);
+  const std::string reason = fmt::format("{} failed: {}", what, rd_kafka_error_string(error));
+  const bool fatal = rd_kafka_error_is_fatal(error);
+  rd_kafka_error_destroy(error);
+  if (fatal) {
+    fatal_error_ = true;
+    rd_kafka_resp_err_t cause = code;
+    char text[512];
+    if (code == RD_KAFKA_RESP_ERR__FATAL)
+      cause = rd_kafka_fatal_error(producer_, text, sizeof text);
+    return Fail(Status::Fatal(FatalMessage(cause, reason)));
+  }
+  return AbortTransaction(reason);
 }
 
 }  // namespace tributary

@@ -2,6 +2,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -28,6 +29,12 @@ struct KafkaSinkOptions {
   bool tombstones = true;  // a null-value record with the key after each delete
   bool schemas = false;    // key and value in Kafka Connect's JsonConverter form
   std::string dlq_topic;   // where messages rejected for good go; empty: such a failure is fatal
+  // exactly_once: a transactional producer; see docs/kafka-sink.md.
+  bool exactly_once = false;
+  // The pipeline's source: names the transactional.id and the offsets record.
+  std::string source = "";
+  std::string offsets_topic = "tributary.offsets";      // where each transaction's checkpoint goes
+  std::chrono::milliseconds transaction_interval{200};  // how long a transaction stays open
   // Passed to rd_kafka_conf_set after our defaults; see CheckKafkaSinkOptions.
   std::vector<std::pair<std::string, std::string>> librdkafka;
 };
@@ -37,6 +44,9 @@ struct KafkaSinkOptions {
 // rejects. Values are never shown: they may be secrets.
 std::vector<std::string> CheckKafkaSinkOptions(const KafkaSinkOptions& options,
                                                const std::string& path);
+
+// "tributary-<source>-<sink>": stable across restarts, so a restarted agent fences the old one.
+std::string KafkaTransactionalId(const KafkaSinkOptions& options);
 
 // librdkafka settings of the sink's producer: the sink's defaults, then the `librdkafka` map.
 std::vector<std::pair<std::string, std::string>> KafkaProducerSettings(
@@ -57,6 +67,15 @@ std::vector<std::string> KafkaTopicsFor(const KafkaSinkOptions& options, const T
 // large, invalid) goes to dlq_topic when set; any other delivery failure, a failed dead-letter
 // write, or a fatal producer error makes every later call return kFatal, and nothing more is
 // acked, so the checkpoint stays behind what may be lost.
+//
+// With exactly_once, records go out in Kafka transactions that each hold many batches and end
+// (normally) only after a batch that ends a source transaction. Each transaction also writes
+// the offsets record (the last commit position and the last source.position it holds) to
+// offsets_topic; batches are acked only once their transaction committed. On start, and after
+// an aborted transaction, the sink reads that record back (read_committed) and drops every
+// event whose source.position is not after the recorded one: the pipeline replays from its own
+// checkpoint, which may be behind what Kafka holds. An abortable error aborts the transaction
+// and returns kRetriable until the next Flush; fencing is kFatal.
 class KafkaSink : public Sink {
  public:
   explicit KafkaSink(KafkaSinkOptions options);
@@ -115,6 +134,17 @@ class KafkaSink : public Sink {
   Status Serve(int timeout_ms);
   Status WriteDeadLetters();
   void AckCompleted();
+  // exactly_once: the transactional producer's steps.
+  Status EnsureTransactional();
+  Status ReadCommittedOffsets();
+  Status BeginTransaction();
+  Status CommitTransaction();
+  Status AbortTransaction(const std::string& reason);
+  // A failed transactional call: fatal (fencing named as such), else abort and kRetriable.
+  Status TransactionFailure(rd_kafka_error_t* error, std::string_view what);
+  std::string FatalMessage(rd_kafka_resp_err_t cause, std::string_view reason) const;
+  std::string OffsetsKey() const;
+  bool CommitDue() const;
   InFlightBatch* FindBatch(uint64_t sequence);
   // Remembers the first failure, which every later call returns: nothing more is acked.
   const Status& Fail(Status status);
@@ -137,6 +167,25 @@ class KafkaSink : public Sink {
   std::string key_;
   std::string value_;
   Status failure_;
+
+  // exactly_once state.
+  rd_kafka_topic_t* offsets_topic_ = nullptr;
+  bool initialized_ = false;    // init_transactions done for this producer
+  bool offsets_known_ = false;  // committed_position_ read back since the last abort
+  bool txn_open_ = false;
+  bool txn_at_boundary_ = false;  // the last batch submitted ended a source transaction
+  std::chrono::steady_clock::time_point txn_started_{};
+  std::optional<std::string> txn_checkpoint_;  // the last commit position in the transaction
+  std::optional<std::string> txn_position_;    // the last source.position in the transaction
+  // What committed transactions hold: events at or before this position are dropped.
+  std::optional<std::string> committed_position_;
+  std::optional<std::string> committed_checkpoint_;
+  uint64_t skipped_ = 0;      // events dropped as already committed, since the last read-back
+  std::string abort_reason_;  // set by a failed delivery: the transaction must be aborted
+  bool abort_reason_purged_ = false;  // abort_reason_ is only "purged", not the cause
+  // Records the broker rejected for good in an aborted transaction ("topic\nposition\nkind"),
+  // with the error: on the replay they go straight to the dead-letter topic.
+  std::map<std::string, rd_kafka_resp_err_t> rejected_;
 };
 
 }  // namespace tributary

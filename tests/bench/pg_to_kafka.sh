@@ -14,10 +14,12 @@
 #       delivery report (records loaded into memory and metadata fetched before the clock);
 #   (b) the agent: `tributary run` from its own copy of the workload's slot; seconds: start
 #       until the topic's end offsets add up to every row (polled with kcat -Q), then SIGTERM;
-#   (c) a reference, not a contender: the same agent into a file sink, which shows how long
+#   (c) the agent with `exactly_once: true` (transactional producer, offsets topic), measured as
+#       (b), unless BENCH_EXACTLY_ONCE=0;
+#   (d) a reference, not a contender: the same agent into a file sink, which shows how long
 #       PostgreSQL and the source side take on their own;
-# and reports medians: throughput as a ratio agent/baseline (target >= 0.8), CPU per row and
-# peak RSS of each. Exits 0 whether the target is met or not; non-zero only when something
+# and reports medians: throughput as a ratio agent/baseline (target >= 0.8), the same ratio for
+# exactly_once and exactly_once against the idempotent agent, CPU per row and peak RSS of each. Exits 0 whether the target is met or not; non-zero only when something
 # failed.
 #
 # Environment:
@@ -28,6 +30,7 @@
 #   BENCH_PARTITIONS    partitions of the topic (default 4)
 #   BENCH_REPEATS       runs per contender (default 3)
 #   BENCH_TIMEOUT       seconds an agent run may take to deliver every row (default 600)
+#   BENCH_EXACTLY_ONCE  1 (default): also measure the agent with exactly_once: true
 set -Eeuo pipefail
 trap 'echo "pg_to_kafka: FAILED at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/../.."
@@ -41,6 +44,7 @@ rows=${BENCH_INSERT_ROWS:-500000}
 partitions=${BENCH_PARTITIONS:-4}
 repeats=${BENCH_REPEATS:-3}
 timeout_s=${BENCH_TIMEOUT:-600}
+exactly_once=${BENCH_EXACTLY_ONCE:-1}
 topic=bench.public.bench
 target=0.8
 
@@ -92,7 +96,7 @@ mock_start() {
   # shellcheck disable=SC2153  # MOCK_PID is set by coproc
   mock_pid=$MOCK_PID
   read -r -t 10 bootstrap <&"${MOCK[0]}" || fail "the mock cluster printed no bootstrap address"
-  for t in "$topic $parts" "bench.schema-changes 1"; do
+  for t in "$topic $parts" "bench.schema-changes 1" "tributary.offsets 1"; do
     echo "topic $t" >&"${MOCK[1]}"
     read -r -t 10 reply <&"${MOCK[0]}" || fail "the mock cluster did not answer"
     [ "$reply" = ok ] || fail "mock cluster: topic $t: $reply"
@@ -123,7 +127,8 @@ query_offsets() {
 time_fields() { tail -n 1 "$1"; }
 
 # Runs the agent from `slot` until `expected` rows are out: into the current mock cluster's topic
-# of `parts` partitions, or with `file`, into a file sink (the reference run). Sets result_wall,
+# of `parts` partitions (`kafka`, or `eos` for exactly_once: true), or with `file`, into a file
+# sink (the reference run). The mock writes no transaction markers, so end offsets count records. Sets result_wall,
 # result_stream (first record out until the last), result_cpu, result_rss_kb.
 run_agent() {  # slot expected parts dir [file]
   local slot=$1 expected=$2 parts=$3 dir=$4 sink=${5:-kafka} t0 t_first='' t_done='' agent_pid
@@ -145,6 +150,9 @@ sinks:
 YAML
   if [ "$sink" = file ]; then
     printf '  - { name: out, type: file, path: "%s" }\n' "$dir/out" >>"$dir/tributary.yaml"
+  elif [ "$sink" = eos ]; then
+    printf '  - { name: out, type: kafka, brokers: "%s", exactly_once: true }\n' "$bootstrap" \
+      >>"$dir/tributary.yaml"
   else
     printf '  - { name: out, type: kafka, brokers: "%s" }\n' "$bootstrap" >>"$dir/tributary.yaml"
   fi
@@ -246,9 +254,11 @@ record_mb=$(awk -v b="$record_bytes" 'BEGIN { printf "%.1f", b / 1048576 }')
 log "Captured $got records, $record_mb MB of keys, values and headers"
 
 # --- measuring --------------------------------------------------------------------------------
-declare -a bw bc br bl bm aw ast ac ar am fw fst fc fr
+declare -a bw bc br bl bm aw ast ac ar am ew est ec er em fw fst fc fr
+contenders="baseline agent file"
+[ "$exactly_once" = 0 ] || contenders="baseline agent eos file"
 for i in $(seq "$repeats"); do
-  for who in baseline agent file; do
+  for who in $contenders; do
     if [ "$who" = baseline ]; then
       mock_start "$partitions"
       run_bare "$records" "$rows" "$partitions" "$work/run/$who-$i"
@@ -266,6 +276,13 @@ for i in $(seq "$repeats"); do
         aw+=("$result_wall"); ast+=("$result_stream"); ac+=("$result_cpu"); ar+=("$result_rss_kb")
         am+=("$mock_cpu")
         extra=" (mock cluster ${mock_cpu}s)"
+      elif [ "$who" = eos ]; then
+        mock_start "$partitions"
+        run_agent "$copy" "$rows" "$partitions" "$work/run/$who-$i" eos
+        mock_cpu_now; mock_stop
+        ew+=("$result_wall"); est+=("$result_stream"); ec+=("$result_cpu"); er+=("$result_rss_kb")
+        em+=("$mock_cpu")
+        extra=" (mock cluster ${mock_cpu}s)"
       else
         extra=
         run_agent "$copy" "$rows" "$partitions" "$work/run/$who-$i" file
@@ -279,6 +296,8 @@ for i in $(seq "$repeats"); do
 done
 
 # --- report ------------------------------------------------------------------------------------
+# Medians of the exactly_once runs, or null when they were not measured.
+eos_median() { if [ $# -gt 0 ]; then median "$@"; else echo null; fi; }
 report=$(jq -n --argjson rows "$rows" --argjson parts "$partitions" --argjson n "$repeats" \
   --argjson mb "$record_mb" --argjson target "$target" \
   --argjson bs "$(median "${bw[@]}")" --argjson bc "$(median "${bc[@]}")" \
@@ -288,6 +307,9 @@ report=$(jq -n --argjson rows "$rows" --argjson parts "$partitions" --argjson n 
   --argjson bm "$(median "${bm[@]}")" --argjson am "$(median "${am[@]}")" \
   --argjson fs "$(median "${fw[@]}")" --argjson fss "$(median "${fst[@]}")" \
   --argjson fc "$(median "${fc[@]}")" --argjson fr "$(median "${fr[@]}")" \
+  --argjson es "$(eos_median "${ew[@]}")" --argjson ess "$(eos_median "${est[@]}")" \
+  --argjson ec "$(eos_median "${ec[@]}")" --argjson er "$(eos_median "${er[@]}")" \
+  --argjson em "$(eos_median "${em[@]}")" --arg ew "${ew[*]}" \
   --arg bw "${bw[*]}" --arg aw "${aw[*]}" --arg asw "${ast[*]}" --arg fw "${fw[*]}" \
   --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
   --argjson nproc "$(nproc)" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" '
@@ -307,6 +329,12 @@ report=$(jq -n --argjson rows "$rows" --argjson parts "$partitions" --argjson n 
    file_agent_seconds: $fs, file_agent_stream_seconds: $fss,
    file_agent_cpu_us_per_row: r($fc / $rows * 1e6; 3), file_agent_peak_rss_mb: r($fr / 1024; 1),
    source_bound_ratio: r($bs / $fs; 3),
+   exactly_once: (if $es == null then null else
+     {seconds: $es, stream_seconds: $ess, throughput_ratio: r($bs / $es; 3),
+      stream_throughput_ratio: r($bs / $ess; 3), vs_idempotent_agent: r($ags / $es; 3),
+      stream_vs_idempotent_agent: r($ass / $ess; 3), rows_per_second: r($rows / $es; 0),
+      cpu_us_per_row: r($ec / $rows * 1e6; 3), peak_rss_mb: r($er / 1024; 1),
+      mock_cpu_us_per_row: r($em / $rows * 1e6; 3), seconds_all: ($ew | nums)} end),
    baseline_seconds_all: ($bw | nums), agent_seconds_all: ($aw | nums),
    agent_stream_seconds_all: ($asw | nums), file_agent_seconds_all: ($fw | nums),
    throughput_pass: ($tr >= $target)}')
@@ -329,5 +357,6 @@ echo "stream_x: baseline seconds / the agent's seconds from the first record in 
 jq -r '"CPU per row is the contender'"'"'s own; the mock cluster used \(.mock_cpu_us_per_row_baseline) us/row (baseline runs) and \(.mock_cpu_us_per_row_agent) us/row (agent runs)",
   "baseline: holds the \(.workload.record_mb) MB of records in memory (\(.baseline_loaded_rss_mb) MB RSS before producing)",
   "reference, the same agent into a file sink: \(.file_agent_seconds)s (\(.file_agent_stream_seconds)s from the first record to the last), \(.file_agent_cpu_us_per_row) us CPU/row, \(.file_agent_peak_rss_mb) MB peak RSS",
-  "  baseline seconds / file-sink seconds = \(.source_bound_ratio)x: the ratio an agent whose Kafka sink cost no more than its file sink would reach"' <<<"$report"
+  "  baseline seconds / file-sink seconds = \(.source_bound_ratio)x: the ratio an agent whose Kafka sink cost no more than its file sink would reach",
+  (.exactly_once // empty | "exactly_once: true: \(.seconds)s (\(.stream_seconds)s from the first record to the last): \(.throughput_ratio)x the baseline (stream \(.stream_throughput_ratio)x), \(.vs_idempotent_agent)x the idempotent agent (stream \(.stream_vs_idempotent_agent)x), \(.cpu_us_per_row) us CPU/row, \(.peak_rss_mb) MB peak RSS")' <<<"$report"
 [ -z "$json_out" ] || echo "JSON written to $json_out"

@@ -79,17 +79,33 @@ BOOST_AUTO_TEST_CASE(librdkafka_conflicts_and_rejections_are_config_problems) {
   BOOST_TEST(problems.find("hunter2") == std::string::npos, problems);
 }
 
-BOOST_AUTO_TEST_CASE(exactly_once_is_rejected_until_implemented) {
+BOOST_AUTO_TEST_CASE(exactly_once_is_accepted_and_its_topic_checked) {
   auto config = ParseConfig(R"(state_dir: /tmp/s
 sources:
   - { name: a, type: postgres, dsn: "host=x", tables: [public.t], snapshot: never, sinks: [k] }
 sinks:
-  - { name: k, type: kafka, brokers: "b:1", exactly_once: true }
+  - { name: k, type: kafka, brokers: "b:1", exactly_once: true, offsets_topic: cdc.offsets }
 )",
                             "test.yaml");
   BOOST_REQUIRE_MESSAGE(config.ok(), config.status().message());
-  BOOST_TEST(Joined(UnsupportedFeatures(*config)).find("sinks[0].exactly_once") !=
+  BOOST_TEST(config->sinks[0].offsets_topic == "cdc.offsets");
+  BOOST_TEST(Joined(UnsupportedFeatures(*config)).empty());
+  // transactional.id is the sink's own in this mode.
+  KafkaSinkOptions options = KafkaOptionsFor(config->sinks[0], "a");
+  options.librdkafka = {{"transactional.id", "mine"}};
+  BOOST_TEST(Joined(CheckKafkaSinkOptions(options, "sinks[0]")).find("transactional.id") !=
              std::string::npos);
+
+  auto bad = ParseConfig(R"(state_dir: /tmp/s
+sources:
+  - { name: a, type: postgres, dsn: "host=x", tables: [public.t], snapshot: never, sinks: [k] }
+sinks:
+  - { name: k, type: kafka, brokers: "b:1", exactly_once: true, offsets_topic: "no/slash" }
+)",
+                         "test.yaml");
+  BOOST_REQUIRE(!bad.ok());
+  BOOST_TEST(bad.status().message().find("offsets_topic") != std::string::npos,
+             bad.status().message());
 }
 
 }  // namespace
