@@ -26,6 +26,7 @@
 #include "agent/systemd_notify.h"
 #include "agent/transforms/key_change_split.h"
 #include "agent/transforms/masking_transform.h"
+#include "agent/transforms/transaction_metadata.h"
 
 namespace tributary {
 
@@ -150,7 +151,7 @@ int Run(const std::string& path) {
     for (const std::string& sink_name : source_config.sinks) {
       for (const SinkConfig& sink_config : config->sinks) {
         if (sink_config.name != sink_name) continue;
-        auto sink = MakeSink(sink_config);
+        auto sink = MakeSink(sink_config, source_config.name);
         if (!sink.ok()) {
           spdlog::error("agent: {}", sink.status().message());
           return ExitCodeFor(sink.status());
@@ -176,6 +177,10 @@ int Run(const std::string& path) {
       return ExitCodeFor(registry.status());
     }
     transforms.push_back(std::make_unique<SchemaStage>(std::move(registry).value()));
+    // Last: it counts the events the sinks will write.
+    if (source_config.transaction_metadata) {
+      transforms.push_back(std::make_unique<TransactionMetadata>());
+    }
     pipelines.push_back(std::make_unique<Pipeline>(
         source_config.name, std::move(source).value(), std::move(sinks), std::move(transforms),
         CheckpointStore(config->state_dir, source_config.name), options));

@@ -15,7 +15,8 @@ namespace tributary {
 namespace {
 
 using SourceFactory = std::function<std::unique_ptr<Source>(const SourceConfig&)>;
-using SinkFactory = std::function<std::unique_ptr<Sink>(const SinkConfig&)>;
+using SinkFactory =
+    std::function<std::unique_ptr<Sink>(const SinkConfig&, const std::string& source)>;
 
 postgres::PostgresSourceOptions PostgresOptionsFor(const SourceConfig& c) {
   return postgres::PostgresSourceOptions{
@@ -28,6 +29,9 @@ postgres::PostgresSourceOptions PostgresOptionsFor(const SourceConfig& c) {
       .heartbeat_interval = std::chrono::milliseconds(c.heartbeat_interval_ms),
       .initial_snapshot = c.snapshot == "initial",
       .snapshot_chunk_rows = static_cast<size_t>(c.snapshot_chunk_rows),
+      .streaming = c.streaming,
+      .state_dir = c.state_dir.empty() ? std::filesystem::path()
+                                       : std::filesystem::path(c.state_dir) / c.name,
   };
 }
 
@@ -57,7 +61,7 @@ const std::map<std::string, SourceFactory>& SourceFactories() {
 const std::map<std::string, SinkFactory>& SinkFactories() {
   static const std::map<std::string, SinkFactory> kFactories = {
       {"file",
-       [](const SinkConfig& c) -> std::unique_ptr<Sink> {
+       [](const SinkConfig& c, const std::string& /*source*/) -> std::unique_ptr<Sink> {
          return std::make_unique<FileSink>(FileSinkOptions{
              .name = c.name,
              .path = c.path,
@@ -68,8 +72,8 @@ const std::map<std::string, SinkFactory>& SinkFactories() {
          });
        }},
       {"kafka",
-       [](const SinkConfig& c) -> std::unique_ptr<Sink> {
-         return std::make_unique<KafkaSink>(KafkaOptionsFor(c));
+       [](const SinkConfig& c, const std::string& source) -> std::unique_ptr<Sink> {
+         return std::make_unique<KafkaSink>(KafkaOptionsFor(c, source));
        }},
   };
   return kFactories;
@@ -77,7 +81,7 @@ const std::map<std::string, SinkFactory>& SinkFactories() {
 
 }  // namespace
 
-KafkaSinkOptions KafkaOptionsFor(const SinkConfig& c) {
+KafkaSinkOptions KafkaOptionsFor(const SinkConfig& c, const std::string& source) {
   return KafkaSinkOptions{
       .name = c.name,
       .brokers = c.brokers,
@@ -85,6 +89,10 @@ KafkaSinkOptions KafkaOptionsFor(const SinkConfig& c) {
       .tombstones = c.tombstones,
       .schemas = c.schemas,
       .dlq_topic = c.dlq_topic,
+      .exactly_once = c.exactly_once,
+      .source = source,
+      .offsets_topic = c.offsets_topic,
+      .transaction_interval = std::chrono::milliseconds(c.flush_interval_ms),
       .librdkafka = c.librdkafka,
   };
 }
@@ -123,13 +131,13 @@ SchemaPolicy SchemaPolicyFor(const SourceConfig& config) {
                                                                           : OnIncompatible::kWarn};
 }
 
-Result<std::unique_ptr<Sink>> MakeSink(const SinkConfig& config) {
+Result<std::unique_ptr<Sink>> MakeSink(const SinkConfig& config, const std::string& source) {
   auto it = SinkFactories().find(config.type);
   if (it == SinkFactories().end()) {
     return Status::InvalidConfig(
         fmt::format("sink {}: unknown type \"{}\"", config.name, config.type));
   }
-  return it->second(config);
+  return it->second(config, source);
 }
 
 std::vector<std::string> UnsupportedFeatures(const AgentConfig& config) {
@@ -141,9 +149,6 @@ std::vector<std::string> UnsupportedFeatures(const AgentConfig& config) {
     const std::string path = fmt::format("sinks[{}]", i);
     std::vector<std::string> kafka = CheckKafkaSinkOptions(KafkaOptionsFor(sink), path);
     problems.insert(problems.end(), kafka.begin(), kafka.end());
-    if (sink.exactly_once) {
-      problems.push_back(path + ".exactly_once: true is not supported yet");
-    }
   }
   return problems;
 }

@@ -14,8 +14,9 @@ namespace tributary {
 // The one table that maps config `type:` names to implementations. Adding a connector or a
 // sink touches its own folder and one line here.
 Result<std::unique_ptr<Source>> MakeSource(const SourceConfig& config);
-Result<std::unique_ptr<Sink>> MakeSink(const SinkConfig& config);
-KafkaSinkOptions KafkaOptionsFor(const SinkConfig& config);
+// `source` is the source the sink instance serves (one instance per source and sink).
+Result<std::unique_ptr<Sink>> MakeSink(const SinkConfig& config, const std::string& source);
+KafkaSinkOptions KafkaOptionsFor(const SinkConfig& config, const std::string& source = "");
 
 // The source's schema_compatibility and on_incompatible, as the registry takes them.
 SchemaPolicy SchemaPolicyFor(const SourceConfig& config);

@@ -261,6 +261,7 @@ class Parser {
         }
       }
     }
+    for (SourceConfig& source : config.sources) source.state_dir = config.state_dir;
     if (auto masking = GetMapping(root, "", "masking")) ParseMasking(*masking, config.masking);
   }
 
@@ -381,12 +382,12 @@ class Parser {
       CheckKeys(map, path,
                 {"name", "type", "dsn", "tables", "exclude_tables", "snapshot",
                  "snapshot_chunk_rows", "server_id", "heartbeat_interval_ms", "sinks",
-                 "schema_compatibility", "on_incompatible"});
+                 "schema_compatibility", "on_incompatible", "transaction_metadata"});
     } else {
       CheckKeys(map, path,
                 {"name", "type", "dsn", "tables", "exclude_tables", "snapshot",
                  "snapshot_chunk_rows", "slot", "publication", "heartbeat_interval_ms", "sinks",
-                 "schema_compatibility", "on_incompatible"});
+                 "schema_compatibility", "on_incompatible", "streaming", "transaction_metadata"});
     }
     if (name) source.name = name->value;
     if (type) source.type = type->value;
@@ -420,6 +421,7 @@ class Parser {
     } else {
       source.slot = PgIdentifier(map, path, "slot", name);
       source.publication = PgIdentifier(map, path, "publication", name);
+      if (auto streaming = GetBool(map, path, "streaming")) source.streaming = *streaming;
     }
     if (auto ms = GetInt(map, path, "heartbeat_interval_ms")) {
       if (*ms <= 0) {
@@ -431,6 +433,9 @@ class Parser {
     GetEnum(map, path, "schema_compatibility", {"none", "backward", "forward", "full"},
             source.schema_compatibility);
     GetEnum(map, path, "on_incompatible", {"warn", "fail"}, source.on_incompatible);
+    if (auto metadata = GetBool(map, path, "transaction_metadata")) {
+      source.transaction_metadata = *metadata;
+    }
     if (auto sinks = GetStringList(map, path, "sinks", Presence::kRequired)) {
       if (sinks->empty()) {
         AddProblem(Find(map, "sinks")->mark, Join(path, "sinks"), "must not be empty");
@@ -510,7 +515,7 @@ class Parser {
   void ParseKafkaSink(const YAML::Node& map, const std::string& path, SinkConfig& sink) {
     CheckKeys(map, path,
               {"name", "type", "brokers", "topic", "tombstones", "exactly_once", "dlq_topic",
-               "librdkafka", "schemas"});
+               "librdkafka", "schemas", "offsets_topic", "flush_interval_ms"});
     if (auto schemas = GetBool(map, path, "schemas")) sink.schemas = *schemas;
     if (auto brokers = GetString(map, path, "brokers", Presence::kRequired)) {
       if (brokers->value.empty()) {
@@ -524,16 +529,26 @@ class Parser {
     }
     if (auto tombstones = GetBool(map, path, "tombstones")) sink.tombstones = *tombstones;
     if (auto exactly_once = GetBool(map, path, "exactly_once")) sink.exactly_once = *exactly_once;
-    if (auto dlq = GetString(map, path, "dlq_topic", Presence::kOptional)) {
+    for (const char* key : {"dlq_topic", "offsets_topic"}) {
+      auto topic = GetString(map, path, key, Presence::kOptional);
+      if (!topic) continue;
       const bool legal =
-          !dlq->value.empty() && dlq->value.size() <= 249 && dlq->value != "." &&
-          dlq->value != ".." &&
-          std::ranges::all_of(dlq->value, [](char c) { return IsNameChar(c) || c == '.'; });
+          !topic->value.empty() && topic->value.size() <= 249 && topic->value != "." &&
+          topic->value != ".." &&
+          std::ranges::all_of(topic->value, [](char c) { return IsNameChar(c) || c == '.'; });
       if (!legal) {
-        AddProblem(dlq->mark, Join(path, "dlq_topic"),
-                   Lead(*dlq) + "must be a Kafka topic name: 1 to 249 of [A-Za-z0-9._-]");
+        AddProblem(topic->mark, Join(path, key),
+                   Lead(*topic) + "must be a Kafka topic name: 1 to 249 of [A-Za-z0-9._-]");
       }
-      sink.dlq_topic = std::move(dlq->value);
+      (std::string_view(key) == "dlq_topic" ? sink.dlq_topic : sink.offsets_topic) =
+          std::move(topic->value);
+    }
+    if (auto ms = GetInt(map, path, "flush_interval_ms")) {
+      if (*ms < 1 || *ms > 60000) {
+        AddProblem(Find(map, "flush_interval_ms")->mark, Join(path, "flush_interval_ms"),
+                   "must be between 1 and 60000");
+      }
+      sink.flush_interval_ms = *ms;
     }
     if (auto settings = GetMapping(map, path, "librdkafka")) {
       const std::string settings_path = Join(path, "librdkafka");

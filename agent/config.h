@@ -32,6 +32,9 @@ struct SourceConfig {
   std::vector<std::string> sinks;
   std::string schema_compatibility = "backward";  // none | backward | forward | full
   std::string on_incompatible = "warn";           // warn | fail
+  bool streaming = false;  // postgres: pgoutput streaming of in-progress transactions (PG14+)
+  bool transaction_metadata = false;  // BEGIN/END events and the envelope's transaction block
+  std::string state_dir;  // not a source key: the agent's state_dir, copied by the loader
 };
 
 struct SinkConfig {
@@ -40,7 +43,7 @@ struct SinkConfig {
   std::string path;  // file: output directory
   std::string topic = "{source}.{schema}.{table}";
   int64_t rotate_bytes = 134217728;  // file: segment size that triggers rotation
-  int64_t flush_interval_ms = 200;   // file: how often data is fsynced and acked
+  int64_t flush_interval_ms = 200;   // file: fsync and ack; kafka exactly_once: commit
   std::string brokers;               // kafka: bootstrap servers, host:port[,host:port...]
   bool tombstones = true;            // kafka: a null-value record after each delete
   bool exactly_once = false;         // kafka: transactional producer
@@ -48,6 +51,8 @@ struct SinkConfig {
   bool schemas = false;              // file, kafka: Kafka Connect {"schema","payload"} form
   // kafka: librdkafka properties, in file order; values already expanded (may be secrets).
   std::vector<std::pair<std::string, std::string>> librdkafka;
+  // kafka, exactly_once: where each transaction's checkpoint goes.
+  std::string offsets_topic = "tributary.offsets";
 };
 
 // Column masking and PII detection (docs/masking.md).

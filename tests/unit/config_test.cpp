@@ -177,6 +177,9 @@ BOOST_AUTO_TEST_CASE(defaults_apply) {
   BOOST_TEST(source.slot == "tributary_shop_eu");
   BOOST_TEST(source.publication == "tributary_shop_eu");
   BOOST_TEST(source.heartbeat_interval_ms == 10000);
+  BOOST_TEST(!source.streaming);
+  BOOST_TEST(!source.transaction_metadata);
+  BOOST_TEST(source.state_dir == "/s");
   const SinkConfig& sink = config->sinks.at(0);
   BOOST_TEST(sink.topic == "{source}.{schema}.{table}");
   BOOST_TEST(sink.rotate_bytes == 134217728);
@@ -220,6 +223,29 @@ BOOST_AUTO_TEST_CASE(mysql_source_keys) {
   // The dsn is never shown: it holds the password.
   BOOST_TEST(OnlyProblem(With(mysql, "mysql://cdc:secret@db:3306", "cdc:secret@db")) ==
              "sources[0].dsn: must be \"mysql://user:password@host:port\"");
+}
+
+BOOST_AUTO_TEST_CASE(streaming_and_transaction_metadata) {
+  const std::string pg =
+      "state_dir: /s\n" + kSinkBlock +
+      "sources:\n  - {name: shop, type: postgres, dsn: x, tables: [public.a], sinks: [events], "
+      "streaming: true, transaction_metadata: true}\n";
+  Result<AgentConfig> ok = ParseConfig(pg, "config.yaml");
+  BOOST_TEST_REQUIRE(ok.ok(), ok.status().ToString());
+  BOOST_TEST(ok->sources[0].streaming);
+  BOOST_TEST(ok->sources[0].transaction_metadata);
+  BOOST_TEST(OnlyProblem(With(pg, "transaction_metadata: true", "transaction_metadata: maybe"))
+                 .find("sources[0].transaction_metadata") != std::string::npos);
+  // pgoutput streaming is PostgreSQL's; transaction metadata is both sources'.
+  const std::string mysql =
+      "state_dir: /s\n" + kSinkBlock +
+      "sources:\n  - {name: legacy, type: mysql, dsn: \"mysql://cdc:secret@db:3306\", "
+      "tables: [\"crm.*\"], sinks: [events], server_id: 7, transaction_metadata: true}\n";
+  Result<AgentConfig> my = ParseConfig(mysql, "config.yaml");
+  BOOST_TEST_REQUIRE(my.ok(), my.status().ToString());
+  BOOST_TEST(my->sources[0].transaction_metadata);
+  BOOST_TEST(OnlyProblem(With(mysql, "server_id: 7", "server_id: 7, streaming: true")) ==
+             "sources[0].streaming: unknown key");
 }
 
 BOOST_AUTO_TEST_CASE(http_and_on_source_failure) {
