@@ -27,12 +27,14 @@ constexpr size_t kMaxTopicLength = 249;
 constexpr int kQueueFullPollMs = 100;
 constexpr int kFlushStepMs = 100;
 // exactly_once: how long the transactional calls may block before they count as failed, and
-// how often a commit that timed out is tried again before the transaction is aborted.
-constexpr int kInitTimeoutMs = 30000;
-constexpr int kCommitTimeoutMs = 10000;
-constexpr int kCommitAttempts = 6;
+// how often a commit that timed out is tried again before the transaction is aborted. Each
+// blocks the pipeline's thread, so each stays well under systemd's WatchdogSec=30s
+// (packaging/tributary.service).
+constexpr int kInitTimeoutMs = 20000;
+constexpr int kCommitTimeoutMs = 5000;
+constexpr int kCommitAttempts = 4;
 constexpr int kAbortAttempts = 3;
-constexpr auto kOffsetsReadTimeout = std::chrono::seconds(30);
+constexpr auto kOffsetsReadTimeout = std::chrono::seconds(20);
 // A transaction commits at a source transaction's end once it is this big, whatever its age.
 constexpr size_t kTransactionBytes = 16 << 20;
 // Past this age a transaction commits even inside a source transaction: half librdkafka's
