@@ -86,6 +86,7 @@ KafkaClusterReport CheckKafkaCluster(const KafkaSinkOptions& options,
     for (std::string& topic : KafkaTopicsFor(options, table)) wanted.insert(std::move(topic));
   }
   if (!options.dlq_topic.empty()) wanted.insert(options.dlq_topic);
+  if (options.exactly_once) wanted.insert(options.offsets_topic);
   for (const std::string& topic : wanted) {
     const rd_kafka_metadata_topic_t* found = nullptr;
     for (int i = 0; i < metadata->topic_cnt; ++i) {
