@@ -19,14 +19,17 @@ git ls-files '*.cpp' '*.h' | xargs clang-format --dry-run --Werror
 # -O2 as shipped, without debug info, which CI never reads and which costs a third of the time.
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" >/dev/null
+# House rules: .clang-tidy (naming, bugprone, performance) on everything but the tests. It needs
+# only the compile commands, so it starts now, at the lowest priority: it takes the CPU that
+# the builds and the tests leave idle (the tests mostly wait on their servers), and it is
+# waited for at the end.
+git ls-files 'agent/*.cpp' 'connectors/*.cpp' 'sinks/*.cpp' 'schema_registry/*.cpp' |
+  xargs -P"$jobs" -n4 nice -n 19 clang-tidy -p build/release --quiet --warnings-as-errors='*' \
+    >build/clang-tidy.log 2>&1 &
+tidy=$!
 release_only='^(pg_large_txn_test|metrics_pipeline_test)$'
 ninja -C build/release -j"$jobs" tributary pg_large_txn_test metrics_pipeline_test
 phase "release build"
-# House rules: .clang-tidy (naming, bugprone, performance) on everything but the tests.
-git ls-files 'agent/*.cpp' 'connectors/*.cpp' 'sinks/*.cpp' 'schema_registry/*.cpp' |
-  xargs -P"$jobs" -n4 clang-tidy -p build/release --quiet --warnings-as-errors='*'
-echo "clang-tidy: clean"
-phase "clang-tidy"
 ctest --test-dir build/release --output-on-failure -j"$jobs" -R "$release_only"
 phase "release tests"
 
@@ -34,12 +37,23 @@ CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWit
   -DTRIBUTARY_FUZZ=ON >/dev/null
 ninja -C build/fuzz -j"$jobs" pgoutput_fuzz binlog_rows_fuzz
 mkdir -p build/fuzz/corpus build/fuzz/binlog_corpus
+# Each fuzzer takes one core: both at once.
 build/fuzz/tests/fuzz/pgoutput_fuzz -max_total_time="${FUZZ_SECONDS:-20}" -print_final_stats=1 \
-  build/fuzz/corpus tests/fixtures/pgoutput
-echo "fuzz: pgoutput decoder ran ${FUZZ_SECONDS:-20}s without a finding"
+  build/fuzz/corpus tests/fixtures/pgoutput >build/fuzz/pgoutput.log 2>&1 &
+pgoutput_fuzz=$!
 build/fuzz/tests/fuzz/binlog_rows_fuzz -max_total_time="${FUZZ_SECONDS:-20}" -print_final_stats=1 \
-  build/fuzz/binlog_corpus
-echo "fuzz: binlog row decoder ran ${FUZZ_SECONDS:-20}s without a finding"
+  build/fuzz/binlog_corpus >build/fuzz/binlog.log 2>&1 &
+binlog_fuzz=$!
+for run in "$pgoutput_fuzz build/fuzz/pgoutput.log" "$binlog_fuzz build/fuzz/binlog.log"; do
+  set -- $run
+  if ! wait "$1"; then
+    cat "$2"
+    echo "fuzz: finding above ($2)"
+    exit 1
+  fi
+  tail -n 4 "$2"
+done
+echo "fuzz: pgoutput and binlog row decoders ran ${FUZZ_SECONDS:-20}s each without a finding"
 phase "fuzz"
 
 # -O1 keeps asserts and good sanitizer reports at a fraction of -O0's run time (the test files
@@ -54,3 +68,11 @@ phase "asan build"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build/asan --output-on-failure -j"$jobs" -E '^pg_large_txn_test$'
 phase "asan tests"
+
+if ! wait "$tidy"; then
+  cat build/clang-tidy.log
+  echo "clang-tidy: findings above"
+  exit 1
+fi
+echo "clang-tidy: clean"
+phase "clang-tidy"
