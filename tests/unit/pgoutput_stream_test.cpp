@@ -10,6 +10,7 @@
 #include "agent/core/status.h"
 #include "connectors/postgres/pgoutput_decoder.h"
 #include "connectors/postgres/stream_spool.h"
+#include "tests/support/pgoutput_bytes.h"
 #include "tests/support/temp_dir.h"
 
 // pgoutput proto_version 2: the streaming messages and the xid that row, relation, type,
@@ -19,37 +20,7 @@
 namespace tributary::postgres {
 namespace {
 
-// Big-endian integers, NUL-terminated strings: the bytes pgoutput sends.
-class Bytes {
- public:
-  Bytes& Byte(uint8_t value) {
-    bytes_.push_back(static_cast<char>(value));
-    return *this;
-  }
-  Bytes& Int16(int16_t value) { return BigEndian(static_cast<uint16_t>(value), 2); }
-  Bytes& Int32(int32_t value) { return BigEndian(static_cast<uint32_t>(value), 4); }
-  Bytes& Int64(int64_t value) { return BigEndian(static_cast<uint64_t>(value), 8); }
-  Bytes& String(std::string_view value) {
-    bytes_.append(value);
-    bytes_.push_back('\0');
-    return *this;
-  }
-  Bytes& Text(std::string_view value) {
-    Byte('t').Int32(static_cast<int32_t>(value.size()));
-    bytes_.append(value);
-    return *this;
-  }
-  const std::string& str() const { return bytes_; }
-
- private:
-  Bytes& BigEndian(uint64_t value, int size) {
-    for (int shift = (size - 1) * 8; shift >= 0; shift -= 8) {
-      bytes_.push_back(static_cast<char>((value >> shift) & 0xff));
-    }
-    return *this;
-  }
-  std::string bytes_;
-};
+using testing::Bytes;
 
 constexpr uint32_t kXid = 0x00000386;     // 902
 constexpr uint32_t kSubxid = 0x00000387;  // 903
