@@ -48,10 +48,12 @@ std::unique_ptr<MariaDbServer> MariaDbServer::Start(const std::vector<std::strin
   server->extra_args_ = extra_args;
   const std::string dir = server->dir_->path().string();
   if (IsRoot()) RunCommand(fmt::format("chmod 755 '{}' && chown mysql:mysql '{}'", dir, dir));
-  RunCommand(fmt::format(
-      "mariadb-install-db --no-defaults {} --datadir='{}' --auth-root-authentication-method=socket "
-      "--skip-test-db",
-      IsRoot() ? "--user=mysql" : "", server->data_dir_.string()));
+  // Temporary tables in the server's own directory: in the shared /tmp, another test's cleanup
+  // once deleted a bootstrap's temporary table under it.
+  RunCommand(
+      fmt::format("mariadb-install-db --no-defaults {} --datadir='{}' --tmpdir='{}' "
+                  "--auth-root-authentication-method=socket --skip-test-db",
+                  IsRoot() ? "--user=mysql" : "", server->data_dir_.string(), dir));
   for (int attempt = 0; attempt < 5; ++attempt) {
     server->port_ = FreeLoopbackPort();
     server->Launch();
@@ -81,6 +83,7 @@ void MariaDbServer::Launch() {
       fmt::format("--port={}", port_),
       "--bind-address=127.0.0.1",
       fmt::format("--socket={}/mysqld.sock", dir),
+      fmt::format("--tmpdir={}", dir),
       fmt::format("--pid-file={}/mysqld.pid", dir),
       fmt::format("--log-error={}/error.log", dir),
       fmt::format("--log-bin={}/binlog", data_dir_.string()),
