@@ -88,3 +88,29 @@ find_free_port() {
   done
   fail "no free loopback port found"
 }
+
+# A throwaway PostgreSQL 15 in $work/pg on a free loopback port, logical decoding on. Sets port
+# and dsn; sql runs psql against it. stop_pg (for the EXIT trap) stops it, if it runs.
+pgbin=/usr/lib/postgresql/15/bin
+start_pg() {
+  find_free_port
+  log "Starting a throwaway PostgreSQL 15 on 127.0.0.1:$port ($work)"
+  [ "$(id -u)" -ne 0 ] || chown postgres: "$work"
+  as_pg "$pgbin/initdb" -D "$work/pg" -A trust -U postgres --no-sync >/dev/null
+  as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w start -o \
+    "-c port=$port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work -c wal_level=logical -c max_replication_slots=16 -c max_wal_senders=16" \
+    >/dev/null || { cat "$work/pg.log" >&2; fail "PostgreSQL did not start"; }
+  dsn="host=127.0.0.1 port=$port dbname=postgres user=postgres"
+}
+sql() { command psql -X -q -v ON_ERROR_STOP=1 -tA -h 127.0.0.1 -p "$port" -U postgres -d postgres "$@"; }
+stop_pg() { as_pg "$pgbin/pg_ctl" -D "$work/pg" -m immediate -w stop >/dev/null 2>&1 || true; }
+
+# For the EXIT trap: ends the contender /usr/bin/time runs as $child_pid (SIGTERM to its child,
+# the measured process, then to time itself), if one runs.
+stop_child() {
+  [ -n "${child_pid:-}" ] || return 0
+  local p
+  for p in $(pgrep -P "$child_pid"); do kill -TERM "$p" 2>/dev/null || true; done
+  kill "$child_pid" 2>/dev/null || true
+  wait "$child_pid" 2>/dev/null || true
+}

@@ -34,34 +34,21 @@ repeats=${BENCH_REPEATS:-3}
 timeout_s=${BENCH_TIMEOUT:-600}
 find_agent
 
-pgbin=/usr/lib/postgresql/15/bin
 work=$(mktemp -d /tmp/tributary-bench-XXXXXX)
 chmod 755 "$work"
 child_pid=
 cleanup() {
   local status=$?
   trap - ERR
-  if [ -n "$child_pid" ]; then
-    local p
-    for p in $(pgrep -P "$child_pid"); do kill -TERM "$p" 2>/dev/null || true; done
-    wait "$child_pid" 2>/dev/null || true
-  fi
-  as_pg "$pgbin/pg_ctl" -D "$work/pg" -m immediate -w stop >/dev/null 2>&1 || true
+  stop_child
+  stop_pg
   rm -rf "$work"
   exit "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-find_free_port
-log "Starting a throwaway PostgreSQL 15 on 127.0.0.1:$port ($work)"
-[ "$(id -u)" -ne 0 ] || chown postgres: "$work"
-as_pg "$pgbin/initdb" -D "$work/pg" -A trust -U postgres --no-sync >/dev/null
-as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w start -o \
-  "-c port=$port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work -c wal_level=logical -c max_replication_slots=16 -c max_wal_senders=16" \
-  >/dev/null || { cat "$work/pg.log" >&2; fail "PostgreSQL did not start"; }
-dsn="host=127.0.0.1 port=$port dbname=postgres user=postgres"
-sql() { command psql -X -q -v ON_ERROR_STOP=1 -tA -h 127.0.0.1 -p "$port" -U postgres -d postgres "$@"; }
+start_pg
 sql -c "CREATE TABLE public.bench (id int PRIMARY KEY, qty int, note text)" \
     -c "CREATE PUBLICATION bench_pub FOR TABLE public.bench"
 insert_sql="INSERT INTO public.bench SELECT g, g % 1000, md5(g::text) || lpad(g::text, 8, '0')
