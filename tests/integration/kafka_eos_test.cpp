@@ -16,6 +16,7 @@
 #include "tests/support/agent_process.h"
 #include "tests/support/file_events.h"
 #include "tests/support/kafka_mock.h"
+#include "tests/support/pg_kafka_setup.h"
 #include "tests/support/pg_server.h"
 
 // `exactly_once: true` end to end: PostgreSQL → the agent → librdkafka's mock cluster, read back
@@ -38,55 +39,12 @@ constexpr int kErrUnsupportedForMessageFormat = 43;
 constexpr int kErrInvalidProducerEpoch = 47;
 constexpr int kErrProducerFenced = 90;
 
-// Random transactions of inserts, updates and deletes on t1 until `stop` or `max_transactions`,
-// `pause` between them (the mock keeps only a few MB a partition). Returns how many committed.
-int RunWorkload(const PgServer& pg, const std::atomic<bool>& stop, unsigned seed,
-                int max_transactions = 1 << 30, milliseconds pause = milliseconds(0)) {
-  PGconn* conn = PQconnectdb(pg.Dsn("kf").c_str());
-  BOOST_REQUIRE(PQstatus(conn) == CONNECTION_OK);
-  std::mt19937 random(seed);
-  std::vector<int> live;
-  int next_id = 1 + static_cast<int>(seed % 1000) * 100000;
-  int committed = 0;
-  while (!stop.load() && committed < max_transactions) {
-    std::string sql = "BEGIN;";
-    const int statements = 1 + static_cast<int>(random() % 4);
-    for (int s = 0; s < statements; ++s) {
-      const int op = static_cast<int>(random() % 10);
-      if (live.empty() || op < 5) {
-        const int id = next_id++;
-        live.push_back(id);
-        sql += fmt::format("INSERT INTO t1 VALUES ({}, 0, 'n{}');", id, id);
-      } else if (op < 8) {
-        sql += fmt::format("UPDATE t1 SET v = v + 1, note = note || 'u' WHERE id = {};",
-                           live[random() % live.size()]);
-      } else {
-        const size_t i = random() % live.size();
-        sql += fmt::format("DELETE FROM t1 WHERE id = {};", live[i]);
-        live.erase(live.begin() + static_cast<long>(i));
-      }
-    }
-    sql += "COMMIT;";
-    PGresult* result = PQexec(conn, sql.c_str());
-    BOOST_REQUIRE_MESSAGE(PQresultStatus(result) == PGRES_COMMAND_OK, PQresultErrorMessage(result));
-    PQclear(result);
-    ++committed;
-    if (pause.count() > 0) std::this_thread::sleep_for(pause);
-  }
-  PQfinish(conn);
-  return committed;
-}
-
 // PostgreSQL with t1, the mock cluster with the data and offsets topics, and the config: source
 // kf feeding the transactional kafka sink `events`, plus, with `file_flush_ms`, a file sink
 // `files` that acks that rarely, so the agent's own checkpoint lags what Kafka committed.
-struct Setup {
-  explicit Setup(const std::string& extra_sink_yaml = "", int file_flush_ms = 0) {
-    pg = PgServer::Start();
-    pg->Exec("CREATE DATABASE kf");
-    pg->Exec("CREATE TABLE t1 (id int PRIMARY KEY, v int, note text)", "kf");
-    kafka = MockKafka::Start();
-    kafka->CreateTopic(kTopic, kPartitions);
+struct Setup : PgKafkaSetup {
+  explicit Setup(const std::string& extra_sink_yaml = "", int file_flush_ms = 0)
+      : PgKafkaSetup(kTopic, kPartitions) {
     kafka->CreateTopic(kOffsetsTopic, 1);
     config = dir.path() / "tributary.yaml";
     std::string extra;
@@ -122,41 +80,6 @@ sinks:
                        fmt::arg("brokers", kafka->bootstrap()), fmt::arg("extra", extra),
                        fmt::arg("file_sink", file_sink));
   }
-
-  std::unique_ptr<AgentProcess> StartAgent() {
-    auto agent =
-        std::make_unique<AgentProcess>(std::vector<std::string>{"run", "--config", config.string()},
-                                       dir.path() / fmt::format("agent{}.log", agents_started++));
-    BOOST_REQUIRE_MESSAGE(WaitFor(
-                              [&] {
-                                return pg->QueryValue(
-                                           "SELECT count(*) FROM pg_replication_slots "
-                                           "WHERE active") == "1";
-                              },
-                              seconds(30)),
-                          LogOf{*agent});
-    return agent;
-  }
-
-  // Commits a marker row and waits until it is in the topic: everything before it is too.
-  bool CatchUp(int marker) {
-    pg->Exec(fmt::format("INSERT INTO t1 VALUES ({}, -1, 'marker')", marker), "kf");
-    const std::string key = fmt::format("{{\"id\":{}}}", marker);
-    auto deadline = std::chrono::steady_clock::now() + seconds(40);
-    while (std::chrono::steady_clock::now() < deadline) {
-      for (const KafkaRecord& record : ReadKafkaTopic(kafka->bootstrap(), kTopic)) {
-        if (record.key == key) return true;
-      }
-      std::this_thread::sleep_for(milliseconds(300));
-    }
-    return false;
-  }
-
-  TempDir dir;
-  std::unique_ptr<PgServer> pg;
-  std::unique_ptr<MockKafka> kafka;
-  std::filesystem::path config;
-  int agents_started = 0;
 };
 
 // How many value records carry each source.position (tombstones are not counted).
@@ -166,31 +89,6 @@ std::map<std::string, int> CopiesByPosition(const std::vector<KafkaRecord>& reco
     if (record.value) ++copies[json::parse(*record.value)["source"]["position"]];
   }
   return copies;
-}
-
-// Replays one copy of each change (in position order) and compares with the table; returns
-// the mismatch count.
-size_t CompareWithTable(const Setup& setup, const std::vector<KafkaRecord>& records) {
-  std::map<std::string, json> by_position;
-  for (const KafkaRecord& record : records) {
-    if (!record.value) continue;
-    json event = json::parse(*record.value);
-    by_position.emplace(event["source"]["position"], std::move(event));
-  }
-  std::vector<json> events;
-  for (auto& [position, event] : by_position) events.push_back(std::move(event));
-  auto replayed = ReplayEvents(events, "id");
-  auto rows = setup.pg->Query("SELECT id, v, note FROM t1 ORDER BY id", "kf");
-  BOOST_TEST(replayed.size() == rows.size());
-  size_t mismatches = 0;
-  for (const auto& row : rows) {
-    auto it = replayed.find(row[0]);
-    if (it == replayed.end() || it->second["v"] != std::stoi(row[1]) ||
-        it->second["note"] != row[2]) {
-      ++mismatches;
-    }
-  }
-  return mismatches;
 }
 
 struct OffsetsRecord {
@@ -273,7 +171,7 @@ BOOST_AUTO_TEST_CASE(retriable_errors_leave_no_duplicates) {
   auto agent = setup.StartAgent();
   std::atomic<bool> stop{false};
   int committed = 0;
-  std::thread writer([&] { committed = RunWorkload(*setup.pg, stop, 3, 400, milliseconds(3)); });
+  std::thread writer([&] { committed = RunT1Workload(*setup.pg, stop, 3, 400, milliseconds(3)); });
   std::this_thread::sleep_for(milliseconds(300));
   setup.kafka->PushErrors(kApiProduce, kErrNotLeaderForPartition, 8);
   std::this_thread::sleep_for(milliseconds(300));
@@ -290,7 +188,7 @@ BOOST_AUTO_TEST_CASE(retriable_errors_leave_no_duplicates) {
   BOOST_TEST_MESSAGE("transactions " << committed << ", records " << records.size());
   BOOST_TEST(committed == 400);
   BOOST_TEST(duplicates == 0u);
-  BOOST_TEST(CompareWithTable(setup, records) == 0u);
+  BOOST_TEST(CompareWithT1(*setup.pg, ReadEvents(records).events) == 0u);
   BOOST_TEST(agent->Log().find("Aborting the transaction") == std::string::npos, agent->Log());
   const auto offsets = ReadOffsets(*setup.kafka);
   BOOST_TEST_MESSAGE("offsets records " << offsets.size());
@@ -307,7 +205,7 @@ BOOST_AUTO_TEST_CASE(abortable_error_aborts_and_replays_without_loss) {
   Setup setup;
   auto agent = setup.StartAgent();
   std::atomic<bool> stop{false};
-  std::thread writer([&] { RunWorkload(*setup.pg, stop, 5, 300, milliseconds(2)); });
+  std::thread writer([&] { RunT1Workload(*setup.pg, stop, 5, 300, milliseconds(2)); });
   std::this_thread::sleep_for(milliseconds(500));
   setup.kafka->PushErrors(kApiProduce, kErrUnsupportedForMessageFormat, 1);
   writer.join();
@@ -338,7 +236,7 @@ BOOST_AUTO_TEST_CASE(abortable_error_aborts_and_replays_without_loss) {
   BOOST_TEST_MESSAGE("aborts " << ready.size() - 1 << ", duplicates (aborted, visible on the mock) "
                                << duplicates);
   BOOST_TEST(early_duplicates == 0u);
-  BOOST_TEST(CompareWithTable(setup, records) == 0u);
+  BOOST_TEST(CompareWithT1(*setup.pg, ReadEvents(records).events) == 0u);
   CheckOffsetsIncrease(ReadOffsets(*setup.kafka));
 }
 
@@ -353,7 +251,7 @@ BOOST_AUTO_TEST_CASE(kill_9_replays_only_the_uncommitted_tail) {
   std::atomic<bool> stop{false};
   int committed = 0;
   std::thread writer(
-      [&] { committed = RunWorkload(*setup.pg, stop, 4, 1 << 30, milliseconds(5)); });
+      [&] { committed = RunT1Workload(*setup.pg, stop, 4, 1 << 30, milliseconds(5)); });
   std::mt19937 random(11);
   std::map<std::string, int> in_tails;  // position -> how many kills left it uncommitted
   uint64_t skipped = 0;
@@ -393,7 +291,7 @@ BOOST_AUTO_TEST_CASE(kill_9_replays_only_the_uncommitted_tail) {
   BOOST_TEST(unexplained == 0u);
   // The restarts did replay committed changes, and the sink dropped them.
   BOOST_TEST(skipped > 0u);
-  BOOST_TEST(CompareWithTable(setup, records) == 0u);
+  BOOST_TEST(CompareWithT1(*setup.pg, ReadEvents(records).events) == 0u);
   CheckOffsetsIncrease(ReadOffsets(*setup.kafka));
 }
 
@@ -462,7 +360,9 @@ BOOST_AUTO_TEST_CASE(fencing_stops_the_agent_with_exit_75) {
   agent = setup.StartAgent();
   BOOST_REQUIRE_MESSAGE(setup.CatchUp(-3), LogOf{*agent});
   StopAgent(*agent);
-  BOOST_TEST(CompareWithTable(setup, ReadKafkaTopic(setup.kafka->bootstrap(), kTopic)) == 0u);
+  BOOST_TEST(CompareWithT1(*setup.pg,
+                           ReadEvents(ReadKafkaTopic(setup.kafka->bootstrap(), kTopic)).events) ==
+             0u);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "tests/support/agent_process.h"
 #include "tests/support/file_events.h"
 #include "tests/support/kafka_mock.h"
+#include "tests/support/pg_kafka_setup.h"
 #include "tests/support/pg_server.h"
 
 namespace tributary::testing {
@@ -75,133 +76,14 @@ int JavaPartition(const std::string& key, int partitions) {
                           static_cast<uint32_t>(partitions));
 }
 
-// Random transactions of inserts, updates and deletes on t1 from one connection, until `stop`
-// or `max_transactions`, with `pause` between them. Returns how many committed. Long runs are
-// paced: the mock keeps only a few MB a partition and drops the oldest records past that.
-int RunWorkload(const PgServer& pg, const std::atomic<bool>& stop, unsigned seed,
-                int max_transactions = 1 << 30, milliseconds pause = milliseconds(0)) {
-  PGconn* conn = PQconnectdb(pg.Dsn("kf").c_str());
-  BOOST_REQUIRE(PQstatus(conn) == CONNECTION_OK);
-  std::mt19937 random(seed);
-  std::vector<int> live;
-  int next_id = 1 + static_cast<int>(seed % 1000) * 100000;
-  int committed = 0;
-  while (!stop.load() && committed < max_transactions) {
-    std::string sql = "BEGIN;";
-    const int statements = 1 + static_cast<int>(random() % 4);
-    for (int s = 0; s < statements; ++s) {
-      const int op = static_cast<int>(random() % 10);
-      if (live.empty() || op < 5) {
-        const int id = next_id++;
-        live.push_back(id);
-        sql += fmt::format("INSERT INTO t1 VALUES ({}, 0, 'n{}');", id, id);
-      } else if (op < 8) {
-        sql += fmt::format("UPDATE t1 SET v = v + 1, note = note || 'u' WHERE id = {};",
-                           live[random() % live.size()]);
-      } else {
-        const size_t i = random() % live.size();
-        sql += fmt::format("DELETE FROM t1 WHERE id = {};", live[i]);
-        live.erase(live.begin() + static_cast<long>(i));
-      }
-    }
-    sql += "COMMIT;";
-    PGresult* result = PQexec(conn, sql.c_str());
-    BOOST_REQUIRE_MESSAGE(PQresultStatus(result) == PGRES_COMMAND_OK, PQresultErrorMessage(result));
-    PQclear(result);
-    ++committed;
-    if (pause.count() > 0) std::this_thread::sleep_for(pause);
-  }
-  PQfinish(conn);
-  return committed;
-}
-
-// A PostgreSQL server with table t1, a mock cluster with its topic, and the agent's config.
-struct Setup {
-  explicit Setup(const std::string& extra_sink_yaml = "") {
-    pg = PgServer::Start();
-    pg->Exec("CREATE DATABASE kf");
-    pg->Exec("CREATE TABLE t1 (id int PRIMARY KEY, v int, note text)", "kf");
-    kafka = MockKafka::Start();
-    kafka->CreateTopic(kTopic, kPartitions);
+// PostgreSQL with t1, the mock cluster with its topic, and a config feeding the kafka sink
+// `events` with `extra_sink_yaml`.
+struct Setup : PgKafkaSetup {
+  explicit Setup(const std::string& extra_sink_yaml = "") : PgKafkaSetup(kTopic, kPartitions) {
     config = WritePgKafkaConfig(dir.path(), *pg, "kf", "kf", "[public.t1]", kafka->bootstrap(),
                                 extra_sink_yaml);
   }
-
-  std::unique_ptr<AgentProcess> StartAgent() {
-    auto agent =
-        std::make_unique<AgentProcess>(std::vector<std::string>{"run", "--config", config.string()},
-                                       dir.path() / fmt::format("agent{}.log", agents_started++));
-    BOOST_REQUIRE_MESSAGE(WaitFor(
-                              [&] {
-                                return pg->QueryValue(
-                                           "SELECT count(*) FROM pg_replication_slots "
-                                           "WHERE active") == "1";
-                              },
-                              seconds(30)),
-                          LogOf{*agent});
-    return agent;
-  }
-
-  // Commits a marker row and waits until it is in the topic: everything before it is too.
-  bool CatchUp(int marker) {
-    pg->Exec(fmt::format("INSERT INTO t1 VALUES ({}, -1, 'marker')", marker), "kf");
-    const std::string key = fmt::format("{{\"id\":{}}}", marker);
-    auto deadline = std::chrono::steady_clock::now() + seconds(40);
-    while (std::chrono::steady_clock::now() < deadline) {
-      for (const KafkaRecord& record : ReadKafkaTopic(kafka->bootstrap(), kTopic)) {
-        if (record.key == key) return true;
-      }
-      std::this_thread::sleep_for(milliseconds(300));
-    }
-    return false;
-  }
-
-  TempDir dir;
-  std::unique_ptr<PgServer> pg;
-  std::unique_ptr<MockKafka> kafka;
-  std::filesystem::path config;
-  int agents_started = 0;
 };
-
-struct Replay {
-  std::vector<json> events;  // deduplicated, in source.position order
-  size_t records = 0;        // value records read (not tombstones)
-  size_t duplicates = 0;     // value records whose source.position was seen before
-};
-
-// The topic's envelopes in change order: replays after a restart are counted, then dropped.
-Replay ReadEvents(const std::vector<KafkaRecord>& records) {
-  Replay replay;
-  std::map<std::string, json> by_position;
-  for (const KafkaRecord& record : records) {
-    if (!record.value) continue;
-    ++replay.records;
-    json event = json::parse(*record.value);
-    std::string position = event["source"]["position"];
-    if (!by_position.emplace(position, std::move(event)).second) ++replay.duplicates;
-  }
-  for (auto& [position, event] : by_position) replay.events.push_back(std::move(event));
-  return replay;
-}
-
-// Replays the topic into rows and compares them with the table; returns the mismatch count.
-size_t CompareWithTable(const Setup& setup, const Replay& replay) {
-  auto replayed = ReplayEvents(replay.events, "id");
-  auto rows = setup.pg->Query("SELECT id, v, note FROM t1 ORDER BY id", "kf");
-  BOOST_TEST(replayed.size() == rows.size());
-  size_t mismatches = 0;
-  for (const auto& row : rows) {
-    auto it = replayed.find(row[0]);
-    if (it == replayed.end() || it->second["v"] != std::stoi(row[1]) ||
-        it->second["note"] != row[2]) {
-      ++mismatches;
-      if (mismatches <= 3) {
-        BOOST_TEST_MESSAGE("row id=" << row[0] << " differs or is missing in the replay");
-      }
-    }
-  }
-  return mismatches;
-}
 
 void StopAgent(AgentProcess& agent) {
   agent.Signal(SIGTERM);
@@ -212,7 +94,7 @@ BOOST_AUTO_TEST_CASE(end_to_end_keys_partitions_headers_tombstones) {
   Setup setup;
   auto agent = setup.StartAgent();
   std::atomic<bool> stop{false};
-  const int committed = RunWorkload(*setup.pg, stop, 1, 300);
+  const int committed = RunT1Workload(*setup.pg, stop, 1, 300);
   BOOST_REQUIRE_MESSAGE(setup.CatchUp(-1), LogOf{*agent});
   StopAgent(*agent);
 
@@ -263,9 +145,9 @@ BOOST_AUTO_TEST_CASE(end_to_end_keys_partitions_headers_tombstones) {
   for (const KafkaRecord& record : records) partitions.insert(record.partition);
   BOOST_TEST(partitions.size() == static_cast<size_t>(kPartitions));
 
-  Replay replay = ReadEvents(records);
+  KafkaReplay replay = ReadEvents(records);
   BOOST_TEST(replay.duplicates == 0u);
-  BOOST_TEST(CompareWithTable(setup, replay) == 0u);
+  BOOST_TEST(CompareWithT1(*setup.pg, replay.events) == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(tombstones_false_writes_none) {
@@ -286,7 +168,7 @@ BOOST_AUTO_TEST_CASE(broker_down_mid_stream_loses_nothing) {
   std::atomic<bool> stop{false};
   int committed = 0;
   std::thread writer(
-      [&] { committed = RunWorkload(*setup.pg, stop, 2, 1 << 30, milliseconds(2)); });
+      [&] { committed = RunT1Workload(*setup.pg, stop, 2, 1 << 30, milliseconds(2)); });
   for (int broker = 1; broker <= 3; ++broker) {
     std::this_thread::sleep_for(milliseconds(700));
     setup.kafka->SetBrokerDown(broker);
@@ -298,11 +180,11 @@ BOOST_AUTO_TEST_CASE(broker_down_mid_stream_loses_nothing) {
   BOOST_REQUIRE_MESSAGE(setup.CatchUp(-1), LogOf{*agent});
   BOOST_TEST(agent->running());
   StopAgent(*agent);
-  Replay replay = ReadEvents(ReadKafkaTopic(setup.kafka->bootstrap(), kTopic));
+  KafkaReplay replay = ReadEvents(ReadKafkaTopic(setup.kafka->bootstrap(), kTopic));
   BOOST_TEST_MESSAGE("transactions " << committed << ", records " << replay.records
                                      << ", duplicates " << replay.duplicates);
   BOOST_TEST(committed > 50);
-  BOOST_TEST(CompareWithTable(setup, replay) == 0u);
+  BOOST_TEST(CompareWithT1(*setup.pg, replay.events) == 0u);
 }
 
 // One request in flight per connection: the mock appends a batch whose sequence follows a gap
@@ -314,18 +196,18 @@ BOOST_AUTO_TEST_CASE(retriable_errors_are_survived_without_duplicates) {
   auto agent = setup.StartAgent();
   std::atomic<bool> stop{false};
   int committed = 0;
-  std::thread writer([&] { committed = RunWorkload(*setup.pg, stop, 3, 400); });
+  std::thread writer([&] { committed = RunT1Workload(*setup.pg, stop, 3, 400); });
   std::this_thread::sleep_for(milliseconds(300));
   setup.kafka->PushErrors(kApiProduce, kErrNotLeaderForPartition, 8);
   writer.join();
   BOOST_REQUIRE_MESSAGE(setup.CatchUp(-1), LogOf{*agent});
   BOOST_TEST(agent->running());
   StopAgent(*agent);
-  Replay replay = ReadEvents(ReadKafkaTopic(setup.kafka->bootstrap(), kTopic));
+  KafkaReplay replay = ReadEvents(ReadKafkaTopic(setup.kafka->bootstrap(), kTopic));
   BOOST_TEST_MESSAGE("transactions " << committed << ", records " << replay.records);
   // Injected errors write nothing, so an idempotent retry must not duplicate.
   BOOST_TEST(replay.duplicates == 0u);
-  BOOST_TEST(CompareWithTable(setup, replay) == 0u);
+  BOOST_TEST(CompareWithT1(*setup.pg, replay.events) == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(fatal_error_exits_75_and_restart_loses_nothing) {
@@ -343,8 +225,8 @@ BOOST_AUTO_TEST_CASE(fatal_error_exits_75_and_restart_loses_nothing) {
   agent = setup.StartAgent();
   BOOST_REQUIRE_MESSAGE(setup.CatchUp(-2), LogOf{*agent});
   StopAgent(*agent);
-  Replay replay = ReadEvents(ReadKafkaTopic(setup.kafka->bootstrap(), kTopic));
-  BOOST_TEST(CompareWithTable(setup, replay) == 0u);
+  KafkaReplay replay = ReadEvents(ReadKafkaTopic(setup.kafka->bootstrap(), kTopic));
+  BOOST_TEST(CompareWithT1(*setup.pg, replay.events) == 0u);
   bool insert_of_2 = false;
   for (const json& event : replay.events) {
     insert_of_2 = insert_of_2 || (event["op"] == "c" && event["after"]["id"] == 2);
@@ -413,7 +295,7 @@ BOOST_AUTO_TEST_CASE(kill_9_mid_stream_then_restart_loses_nothing) {
   std::atomic<bool> stop{false};
   int committed = 0;
   std::thread writer(
-      [&] { committed = RunWorkload(*setup.pg, stop, 4, 1 << 30, milliseconds(2)); });
+      [&] { committed = RunT1Workload(*setup.pg, stop, 4, 1 << 30, milliseconds(2)); });
   std::mt19937 random(11);
   for (int k = 0; k < 4; ++k) {
     std::this_thread::sleep_for(milliseconds(500 + random() % 1500));
@@ -426,12 +308,12 @@ BOOST_AUTO_TEST_CASE(kill_9_mid_stream_then_restart_loses_nothing) {
   writer.join();
   BOOST_REQUIRE_MESSAGE(setup.CatchUp(-1), LogOf{*agent});
   StopAgent(*agent);
-  Replay replay = ReadEvents(ReadKafkaTopic(setup.kafka->bootstrap(), kTopic));
+  KafkaReplay replay = ReadEvents(ReadKafkaTopic(setup.kafka->bootstrap(), kTopic));
   // At-least-once: replays after each kill are allowed, counted, and dropped by position.
   BOOST_TEST_MESSAGE("transactions " << committed << ", records " << replay.records
                                      << ", duplicates " << replay.duplicates);
   BOOST_TEST(committed > 100);
-  BOOST_TEST(CompareWithTable(setup, replay) == 0u);
+  BOOST_TEST(CompareWithT1(*setup.pg, replay.events) == 0u);
 }
 
 // Source shop's table public.t (database shopdb) at `version`, with the key column id int4.
