@@ -30,6 +30,7 @@ postgres::PostgresSourceOptions PostgresOptionsFor(const SourceConfig& c) {
       .initial_snapshot = c.snapshot == "initial",
       .snapshot_chunk_rows = static_cast<size_t>(c.snapshot_chunk_rows),
       .streaming = c.streaming,
+      .logical_messages = c.logical_messages,
       .state_dir = c.state_dir.empty() ? std::filesystem::path()
                                        : std::filesystem::path(c.state_dir) / c.name,
   };

@@ -379,15 +379,17 @@ class Parser {
     if (type && !CheckType(*type, Join(path, "type"), {"postgres", "mysql"}, {})) return;
     const bool mysql = type && type->value == "mysql";
     if (mysql) {
-      CheckKeys(map, path,
-                {"name", "type", "dsn", "tables", "exclude_tables", "snapshot",
-                 "snapshot_chunk_rows", "server_id", "heartbeat_interval_ms", "sinks",
-                 "schema_compatibility", "on_incompatible", "transaction_metadata"});
+      CheckKeys(
+          map, path,
+          {"name", "type", "dsn", "tables", "exclude_tables", "snapshot", "snapshot_chunk_rows",
+           "server_id", "heartbeat_interval_ms", "sinks", "schema_compatibility", "on_incompatible",
+           "transaction_metadata", "logical_messages"});
     } else {
-      CheckKeys(map, path,
-                {"name", "type", "dsn", "tables", "exclude_tables", "snapshot",
-                 "snapshot_chunk_rows", "slot", "publication", "heartbeat_interval_ms", "sinks",
-                 "schema_compatibility", "on_incompatible", "streaming", "transaction_metadata"});
+      CheckKeys(
+          map, path,
+          {"name", "type", "dsn", "tables", "exclude_tables", "snapshot", "snapshot_chunk_rows",
+           "slot", "publication", "heartbeat_interval_ms", "sinks", "schema_compatibility",
+           "on_incompatible", "streaming", "transaction_metadata", "logical_messages"});
     }
     if (name) source.name = name->value;
     if (type) source.type = type->value;
@@ -418,7 +420,23 @@ class Parser {
     }
     if (mysql) {
       ParseServerId(map, path, source);
+      // Known to mysql sources only to say why it does not apply.
+      if (std::optional<Entry> messages = Find(map, "logical_messages")) {
+        AddProblem(messages->mark, Join(path, "logical_messages"),
+                   "logical decoding messages exist in PostgreSQL only; remove the key from this "
+                   "mysql source");
+      }
     } else {
+      if (auto prefixes = GetStringList(map, path, "logical_messages", Presence::kOptional)) {
+        for (size_t i = 0; i < prefixes->size(); ++i) {
+          const Scalar& prefix = (*prefixes)[i];
+          if (prefix.value.empty()) {
+            AddProblem(prefix.mark, Index(Join(path, "logical_messages"), i),
+                       "must not be empty (a prefix glob such as \"audit\" or \"app.*\")");
+          }
+          source.logical_messages.push_back(prefix.value);
+        }
+      }
       source.slot = PgIdentifier(map, path, "slot", name);
       source.publication = PgIdentifier(map, path, "publication", name);
       if (auto streaming = GetBool(map, path, "streaming")) source.streaming = *streaming;

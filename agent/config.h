@@ -34,6 +34,7 @@ struct SourceConfig {
   std::string on_incompatible = "warn";           // warn | fail
   bool streaming = false;  // postgres: pgoutput streaming of in-progress transactions (PG14+)
   bool transaction_metadata = false;  // BEGIN/END events and the envelope's transaction block
+  std::vector<std::string> logical_messages;  // postgres: message prefix globs emitted as op "m"
   std::string state_dir;  // not a source key: the agent's state_dir, copied by the loader
 };
 

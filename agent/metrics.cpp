@@ -110,8 +110,8 @@ void PipelineMetrics::CountBatch(const Batch& batch) {
       ++i;
       continue;
     }
-    if (op == Op::kTransactionBegin || op == Op::kTransactionEnd) {
-      // Transaction metadata: not a change either.
+    if (op == Op::kTransactionBegin || op == Op::kTransactionEnd || op == Op::kMessage) {
+      // Transaction metadata and logical decoding messages: not changes either.
       ++changes;
       ++i;
       continue;

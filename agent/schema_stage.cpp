@@ -42,7 +42,7 @@ Status SchemaStage::Apply(Batch& batch) {
       // A table created again under the same name may come back with a schema the source
       // reuses: forget every mapping so that it is resolved afresh.
       versions_.Clear();
-    } else {
+    } else if (event.op != Op::kMessage) {  // a message's pseudo-table has no schema
       ASSIGN_OR_RETURN(event.table, Registered(batch, event, announce));
     }
     if (announce && !merging) {

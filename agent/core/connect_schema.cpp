@@ -340,4 +340,33 @@ std::string SchemaChangeValueConnectSchema(const TableSchema& table) {
   return out;
 }
 
+std::string MessageKeyConnectSchema(const TableSchema& table) {
+  std::string out;
+  AppendSchema(out, {}, "struct", false,
+               PlainStruct(std::array<PlainField, 1>{{{"prefix", "string"}}}),
+               "io.debezium.connector." + table.connector + ".MessageKey");
+  return out;
+}
+
+std::string MessageValueConnectSchema(const TableSchema& table) {
+  const std::string message =
+      PlainStruct(std::array<PlainField, 2>{{{"prefix", "string"}, {"content", "bytes"}}});
+  const std::string fields = StructFields([&](std::string& f) {
+    AppendSourceSchema(table, f);
+    f.push_back(',');
+    AppendPrimitive("string", false, "op", f);
+    f.push_back(',');
+    AppendPrimitive("int64", true, "ts_ms", f);
+    f.push_back(',');
+    AppendPrimitive("int64", true, "ts_us", f);
+    f.push_back(',');
+    AppendSchema(f, "message", "struct", false, message,
+                 "io.debezium.connector." + table.connector + ".Message");
+  });
+  std::string out;
+  AppendSchema(out, {}, "struct", false, fields,
+               "io.debezium.connector." + table.connector + ".MessageValue");
+  return out;
+}
+
 }  // namespace tributary

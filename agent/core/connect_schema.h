@@ -34,4 +34,10 @@ ConnectSchemas BuildConnectSchemas(const TableSchema& table, std::string_view to
 std::string SchemaChangeKeyConnectSchema();
 std::string SchemaChangeValueConnectSchema(const TableSchema& table);
 
+// The schemas of logical decoding message events (EnvelopeWriter::WriteMessage and its key),
+// Debezium's `io.debezium.connector.postgresql.MessageValue` and `…MessageKey`; `table` is the
+// source's message pseudo-table.
+std::string MessageKeyConnectSchema(const TableSchema& table);
+std::string MessageValueConnectSchema(const TableSchema& table);
+
 }  // namespace tributary

@@ -357,7 +357,8 @@ void EnvelopeWriter::WriteSource(const Batch& batch, const Event& event, std::st
   AppendNumber(table.version, out);
   out.append(",\"position\":");
   AppendJsonString(batch.Text(event.position), out);
-  if (batch.masking_policy != nullptr) {
+  // Masking covers table columns: a message passes through it unchanged, so names no policy.
+  if (batch.masking_policy != nullptr && event.op != Op::kMessage) {
     constexpr std::string_view kPrefix = ",\"masking_policy\":\"";
     const std::string& policy = *batch.masking_policy;
     if (policy_json_.size() != kPrefix.size() + policy.size() + 1 ||
@@ -521,6 +522,49 @@ void EnvelopeWriter::WriteConnectTransactionKey(const Batch& batch, const Event&
   out.append(kTransactionKeySchema);
   out.append(",\"payload\":");
   WriteTransactionKey(batch, event, out);
+  out.push_back('}');
+}
+
+void EnvelopeWriter::WriteMessage(const Batch& batch, const Event& event, int64_t now_us,
+                                  std::string& out) {
+  assert(event.op == Op::kMessage && event.after && *event.after + 1 < batch.values.size());
+  out.append("{\"source\":");
+  WriteSource(batch, event, out);
+  out.append(",\"op\":\"m\",\"ts_ms\":");
+  AppendNumber(MicrosToMillis(now_us), out);
+  out.append(",\"ts_us\":");
+  AppendNumber(now_us, out);
+  out.append(",\"message\":{\"prefix\":");
+  AppendJsonString(batch.Text(batch.values[*event.after]), out);
+  out.append(",\"content\":\"");
+  AppendBase64(batch.Text(batch.values[*event.after + 1]), out);
+  out.append("\"}}");
+}
+
+void EnvelopeWriter::WriteMessageKey(const Batch& batch, const Event& event, std::string& out) {
+  assert(event.op == Op::kMessage && event.after && *event.after < batch.values.size());
+  out.append("{\"prefix\":");
+  AppendJsonString(batch.Text(batch.values[*event.after]), out);
+  out.push_back('}');
+}
+
+void EnvelopeWriter::WriteConnectMessage(const Batch& batch, const Event& event, int64_t now_us,
+                                         std::string& out) {
+  if (message_schema_.empty()) message_schema_ = MessageValueConnectSchema(*event.table);
+  out.append("{\"schema\":");
+  out.append(message_schema_);
+  out.append(",\"payload\":");
+  WriteMessage(batch, event, now_us, out);
+  out.push_back('}');
+}
+
+void EnvelopeWriter::WriteConnectMessageKey(const Batch& batch, const Event& event,
+                                            std::string& out) {
+  if (message_key_schema_.empty()) message_key_schema_ = MessageKeyConnectSchema(*event.table);
+  out.append("{\"schema\":");
+  out.append(message_key_schema_);
+  out.append(",\"payload\":");
+  WriteMessageKey(batch, event, out);
   out.push_back('}');
 }
 

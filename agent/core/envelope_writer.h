@@ -49,6 +49,15 @@ class EnvelopeWriter {
   void WriteConnectTransaction(const Batch& batch, const Event& event, std::string& out);
   void WriteConnectTransactionKey(const Batch& batch, const Event& event, std::string& out);
 
+  // A kMessage event's value (docs/events.md, "Logical decoding messages"): Debezium's message
+  // value, {"source","op":"m","ts_ms","ts_us","message":{"prefix","content"}}, the content in
+  // base64; and its key {"prefix":…}. The same in Connect form.
+  void WriteMessage(const Batch& batch, const Event& event, int64_t now_us, std::string& out);
+  void WriteMessageKey(const Batch& batch, const Event& event, std::string& out);
+  void WriteConnectMessage(const Batch& batch, const Event& event, int64_t now_us,
+                           std::string& out);
+  void WriteConnectMessageKey(const Batch& batch, const Event& event, std::string& out);
+
  private:
   void WriteEnvelope(const Batch& batch, const Event& event, int64_t now_us,
                      const ConnectSchemas* connect, std::string& out);
@@ -61,6 +70,9 @@ class EnvelopeWriter {
   // Connector → the schema-change value schema of its sources.
   std::map<std::string, std::string, std::less<>> schema_change_schemas_;
   std::string schema_change_key_schema_;
+  // Message value and key schemas, built on first use (only PostgreSQL sources send messages).
+  std::string message_schema_;
+  std::string message_key_schema_;
   // `,"masking_policy":"<fingerprint>"` for the last fingerprint seen: a batch's policy rarely
   // changes, and rendering it for every row cost a sixth of what masking adds.
   std::string policy_json_;

@@ -28,6 +28,11 @@ enum class Op : char {
   // one value at Batch::values[*after].
   kTransactionBegin = 'B',
   kTransactionEnd = 'E',
+  // Not a row change: a PostgreSQL logical decoding message (pg_logical_emit_message), written
+  // to `{source}.message` (docs/events.md). `table` is the source's message pseudo-table (no
+  // columns, schema version 0); Batch::values[*after] is the prefix and [*after + 1] the
+  // content's raw bytes. meta.txid is 0 for a non-transactional message.
+  kMessage = 'm',
 };
 
 // How a value's canonical text is written into JSON.

@@ -192,8 +192,10 @@ Status MaskingTransform::Apply(Batch& batch) {
   Plan* plan = nullptr;
   const TableSchema* masked_table = nullptr;
   for (Event& event : batch.events) {
-    // A schema change has no row images to mask.
-    if (event.table == nullptr || event.op == Op::kSchemaChange) continue;
+    // A schema change has no row images to mask; a message is not a table's (docs/masking.md).
+    if (event.table == nullptr || event.op == Op::kSchemaChange || event.op == Op::kMessage) {
+      continue;
+    }
     if (event.table != run_table) {
       ASSIGN_OR_RETURN(plan, plans_.Get("masking", batch, event.table,
                                         [this](const std::shared_ptr<const TableSchema>& table) {

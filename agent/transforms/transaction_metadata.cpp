@@ -81,8 +81,10 @@ Status TransactionMetadata::Apply(Batch& batch) {
   events_.clear();
   events_.reserve(batch.events.size() + 2);
   for (Event& event : batch.events) {
+    // Messages are not counted, as Debezium does not (docs/events.md).
     const bool change = event.op != Op::kSchemaChange && event.op != Op::kTransactionBegin &&
-                        event.op != Op::kTransactionEnd && event.table != nullptr;
+                        event.op != Op::kTransactionEnd && event.op != Op::kMessage &&
+                        event.table != nullptr;
     if (!change || !TransactionId(batch, event, id_)) {
       events_.push_back(event);
       continue;

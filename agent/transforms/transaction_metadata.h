@@ -22,7 +22,8 @@ inline constexpr char kTransactionEndSuffix = ')';
 // data_collection_order); a BEGIN event goes before a transaction's first change and an END
 // event (event_count, data_collections) after its last. As in Debezium, BEGIN is emitted with
 // the first captured change, so a transaction without captured changes produces neither.
-// Snapshot rows and schema changes keep no block and are not counted.
+// Snapshot rows, schema changes and logical decoding messages keep no block and are not
+// counted.
 //
 // Runs last, on the events the sinks will write. A transaction may span batches: its counters
 // carry over, and END goes into the batch that holds its commit (the batch whose

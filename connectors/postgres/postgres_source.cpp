@@ -51,6 +51,18 @@ void AppendHex(uint64_t value, int digits, std::string& out) {
 
 int64_t NowPgMicros() { return UnixToPostgresMicros(UnixMicrosNow()); }
 
+// "<order LSN>/<change LSN>/<sequence>", fixed-width hex: sorts lexically in change order.
+// Written by hand: fmt's formatting was a fifth of the agent's CPU per row.
+Value AppendPosition(uint64_t order_lsn, uint64_t lsn, uint32_t sequence, Batch& batch) {
+  const auto offset = static_cast<uint32_t>(batch.arena.size());
+  AppendHex(order_lsn, 16, batch.arena);
+  batch.arena.push_back('/');
+  AppendHex(lsn, 16, batch.arena);
+  batch.arena.push_back('/');
+  AppendHex(sequence, 8, batch.arena);
+  return Value{offset, static_cast<uint32_t>(batch.arena.size() - offset), ValueKind::kString};
+}
+
 }  // namespace
 
 PostgresSource::PostgresSource(PostgresSourceOptions options)
@@ -468,7 +480,10 @@ Status PostgresSource::HandleCopyData(std::string_view bytes, Batch& batch, bool
   }
   const bool in_block = stream_block_xid_ != 0;
   RETURN_IF_ERROR(DecodePgoutput(copy_data_.payload, message_, in_block));
-  if (in_block && message_.type != PgoutputType::kStreamStop) {
+  // A non-transactional message belongs to no transaction: it is not held back with one.
+  const bool non_transactional =
+      message_.type == PgoutputType::kMessage && !message_.message.transactional();
+  if (in_block && message_.type != PgoutputType::kStreamStop && !non_transactional) {
     return SpoolStreamed(copy_data_.data_start, copy_data_.payload);
   }
   return HandlePgoutput(copy_data_.data_start, batch, commit_seen);
@@ -501,13 +516,8 @@ Status PostgresSource::HandlePgoutput(uint64_t lsn, Batch& batch, bool& commit_s
       return HandleRow(lsn, batch);
     case PgoutputType::kTruncate:
       return HandleTruncate(lsn, batch);
-    case PgoutputType::kMessage: {
-      if (message_.message.prefix != kMessagePrefix || !message_.message.transactional()) {
-        return Status::Ok();
-      }
-      ASSIGN_OR_RETURN(bool chunk_ready, snapshotter_.OnMessage(message_.message.content));
-      return chunk_ready ? EmitSnapshotChunk(lsn, batch) : Status::Ok();
-    }
+    case PgoutputType::kMessage:
+      return HandleMessage(lsn, batch);
     case PgoutputType::kOrigin:
       return Status::Ok();
     case PgoutputType::kStreamStart:
@@ -878,16 +888,7 @@ void PostgresSource::StartEvent(Event& event, uint64_t lsn, Batch& batch) {
   event.meta.txid = txn_xid_;
   event.meta.sequence = txn_sequence_;
   batch.ends_inside_transaction = in_transaction_;
-  // "<commit LSN>/<change LSN>/<sequence>", fixed-width hex: sorts lexically in change order.
-  // Written by hand: fmt's formatting was a fifth of the agent's CPU per row.
-  uint32_t offset = static_cast<uint32_t>(batch.arena.size());
-  AppendHex(txn_commit_lsn_, 16, batch.arena);
-  batch.arena.push_back('/');
-  AppendHex(lsn, 16, batch.arena);
-  batch.arena.push_back('/');
-  AppendHex(txn_sequence_, 8, batch.arena);
-  event.position =
-      Value{offset, static_cast<uint32_t>(batch.arena.size() - offset), ValueKind::kString};
+  event.position = AppendPosition(txn_commit_lsn_, lsn, txn_sequence_, batch);
   ++txn_sequence_;
 }
 
@@ -981,6 +982,67 @@ Status PostgresSource::HandleTruncate(uint64_t lsn, Batch& batch) {
     event.table = batch.Retain(it->second.schema);
     StartEvent(event, lsn, batch);
     batch.events.push_back(event);
+  }
+  return Status::Ok();
+}
+
+// PostgreSQL replays a transaction's messages with its changes at commit, and decodes a
+// non-transactional one when it reads it, between the transactions it sends. WAL records start
+// and end on 8-byte boundaries, so `lsn - 1` (lsn: where the message's record ends, or starts)
+// is no record's LSN yet lies after every record before the message and before every record
+// after it: a transactional message's position is its transaction's commit LSN, `lsn - 1` and
+// the next change's sequence number, so it sorts between the changes around it without
+// renumbering them (rows keep the positions they have with messages off); a non-transactional
+// one's is `lsn - 1`, `lsn`, 0, between the transactions committed before and after it.
+Status PostgresSource::HandleMessage(uint64_t lsn, Batch& batch) {
+  const LogicalMessage& message = message_.message;
+  if (message.prefix == kMessagePrefix) {
+    if (!message.transactional()) return Status::Ok();
+    ASSIGN_OR_RETURN(bool chunk_ready, snapshotter_.OnMessage(message.content));
+    return chunk_ready ? EmitSnapshotChunk(lsn, batch) : Status::Ok();
+  }
+  if (options_.logical_messages.empty() ||
+      !MatchesAny(options_.logical_messages, std::string(message.prefix))) {
+    return Status::Ok();
+  }
+  if (message_table_ == nullptr) {
+    auto table = std::make_shared<TableSchema>();
+    table->connector = "postgresql";
+    table->source = options_.name;
+    table->database = database_;
+    table->version = 0;  // no table, no schema version
+    message_table_ = std::move(table);
+  }
+  Event event;
+  event.op = Op::kMessage;
+  event.table = batch.Retain(message_table_);
+  event.meta.lsn = lsn;
+  if (in_transaction_) {
+    if (message.transactional()) {
+      event.meta.commit_ts_us = txn_commit_ts_us_;
+      event.meta.commit_lsn = txn_commit_lsn_;
+      event.meta.txid = txn_xid_;
+    } else {
+      event.meta.commit_ts_us = UnixMicrosNow();
+    }
+    event.meta.sequence = txn_sequence_;
+    event.position = AppendPosition(txn_commit_lsn_, lsn - 1, txn_sequence_, batch);
+    batch.ends_inside_transaction = true;
+  } else {
+    // No commit time: the time it was received.
+    event.meta.commit_ts_us = UnixMicrosNow();
+    event.position = AppendPosition(lsn - 1, lsn, 0, batch);
+  }
+  event.after = static_cast<uint32_t>(batch.values.size());
+  batch.values.push_back(batch.AddValue(ValueKind::kString, message.prefix));
+  batch.values.push_back(batch.AddValue(ValueKind::kString, message.content));
+  batch.events.push_back(event);
+  // Between transactions the message is as good a checkpoint as a commit: every transaction
+  // that commits before it was sent, and a restart at `lsn` sends none of them again.
+  if (!in_transaction_ && streams_.empty() && !replay_ && lsn > handed_lsn_) {
+    handed_lsn_ = lsn;
+    batch.commit_position = PositionText(lsn);
+    batch.ends_inside_transaction = false;
   }
   return Status::Ok();
 }

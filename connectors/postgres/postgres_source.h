@@ -38,6 +38,9 @@ struct PostgresSourceOptions {
   // Ask servers that can (PostgreSQL 14+) to stream in-progress transactions (pgoutput
   // proto_version 2), spooled under `state_dir` until they commit.
   bool streaming = false;
+  // Prefix globs of the logical decoding messages emitted as events (op "m"); empty: none. The
+  // agent's own prefix (kMessagePrefix) is never emitted.
+  std::vector<std::string> logical_messages;
   // This source's own directory in the agent's state_dir. Empty: no streaming.
   std::filesystem::path state_dir;
 };
@@ -97,6 +100,9 @@ class PostgresSource : public Source {
   Status HandleRelation();
   Status HandleRow(uint64_t lsn, Batch& batch);
   Status HandleTruncate(uint64_t lsn, Batch& batch);
+  // A logical decoding message: the agent's own go to the snapshotter; others matching
+  // `logical_messages` become events.
+  Status HandleMessage(uint64_t lsn, Batch& batch);
   Status EmitSnapshotChunk(uint64_t lsn, Batch& batch);
   Result<Relation> MakeRelation(std::string schema, std::string table, uint32_t relation_id,
                                 const std::vector<CatalogColumn>& columns);
@@ -118,6 +124,8 @@ class PostgresSource : public Source {
   std::unordered_map<uint32_t, Relation> relations_;
   std::unordered_map<uint32_t, PgType> custom_types_;
   std::unordered_set<uint32_t> warned_types_;
+  // What message events point at as their table: names the source and database; no columns.
+  std::shared_ptr<const TableSchema> message_table_;
   Snapshotter snapshotter_;
 
   // The transaction being decoded.

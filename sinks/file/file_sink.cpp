@@ -18,6 +18,7 @@ namespace {
 // Where every source's schema-change events go (docs/events.md).
 constexpr std::string_view kSchemaChangeTopic = "{source}.schema-changes";
 constexpr std::string_view kTransactionTopic = "{source}.transaction";
+constexpr std::string_view kMessageTopic = "{source}.message";
 
 // The topic name for `table`, or kInvalidConfig for a bad template. The name becomes one
 // directory: a leading '.' is prefixed with '_' as well, since dot files are in-progress
@@ -123,6 +124,21 @@ Status FileSink::AppendTransaction(const Batch& batch, const Event& event, Table
   });
 }
 
+Status FileSink::AppendMessage(const Batch& batch, const Event& event, int64_t now_us,
+                               TableRoute& route) {
+  if (route.messages == nullptr) {
+    ASSIGN_OR_RETURN(std::string name, FormatTopic(options_.name, kMessageTopic, *event.table));
+    ASSIGN_OR_RETURN(route.messages, OpenTopic(name));
+  }
+  return route.messages->Append(batch.Text(event.position), [&](std::string& out) {
+    if (options_.schemas) {
+      envelope_writer_.WriteConnectMessage(batch, event, now_us, out);
+    } else {
+      envelope_writer_.WriteMessage(batch, event, now_us, out);
+    }
+  });
+}
+
 Status FileSink::Submit(const Batch& batch) {
   if (!failure_.ok()) return failure_;
   if (!batch.events.empty()) {
@@ -135,6 +151,8 @@ Status FileSink::Submit(const Batch& batch) {
         status = AppendSchemaChange(batch, event, **route);
       } else if (event.op == Op::kTransactionBegin || event.op == Op::kTransactionEnd) {
         status = AppendTransaction(batch, event, **route);
+      } else if (event.op == Op::kMessage) {
+        status = AppendMessage(batch, event, now_us, **route);
       } else {
         status = AppendRow(batch, event, now_us, **route);
       }

@@ -62,6 +62,7 @@ class FileSink : public Sink {
     TopicWriter* rows = nullptr;
     TopicWriter* schema_changes = nullptr;
     TopicWriter* transactions = nullptr;    // {source}.transaction: BEGIN and END events
+    TopicWriter* messages = nullptr;        // {source}.message: logical decoding messages
     std::optional<ConnectSchemas> connect;  // with `schemas`, built with the first row
   };
   Result<TableRoute*> RouteFor(const Batch& batch, const TableSchema* table);
@@ -69,6 +70,7 @@ class FileSink : public Sink {
   Status AppendRow(const Batch& batch, const Event& event, int64_t now_us, TableRoute& route);
   Status AppendSchemaChange(const Batch& batch, const Event& event, TableRoute& route);
   Status AppendTransaction(const Batch& batch, const Event& event, TableRoute& route);
+  Status AppendMessage(const Batch& batch, const Event& event, int64_t now_us, TableRoute& route);
   // Remembers the failure: after an I/O error nothing more may be acked.
   Status Fail(Status status);
 

@@ -44,6 +44,8 @@ constexpr auto kMaxTransactionAge = std::chrono::seconds(30);
 constexpr std::string_view kSchemaChangeTopic = "{source}.schema-changes";
 // Where transaction BEGIN and END events go (docs/events.md, "Transaction metadata").
 constexpr std::string_view kTransactionTopic = "{source}.transaction";
+// Where logical decoding messages go (docs/events.md, "Logical decoding messages").
+constexpr std::string_view kMessageTopic = "{source}.message";
 
 // librdkafka settings a first-class option owns: setting them under `librdkafka:` would
 // silently change what the sink promises (delivery, partitioning, where it connects).
@@ -287,6 +289,18 @@ Result<rd_kafka_topic_t*> KafkaSink::Serialize(const Batch& batch, const Event& 
     } else {
       envelope_writer_.WriteTransactionKey(batch, event, key_);
       envelope_writer_.WriteTransaction(batch, event, value_);
+    }
+    return handle;
+  }
+  if (event.op == Op::kMessage) {
+    ASSIGN_OR_RETURN(std::string name, FormatTopic(options_.name, kMessageTopic, *event.table));
+    ASSIGN_OR_RETURN(rd_kafka_topic_t * handle, TopicHandle(name));
+    if (options_.schemas) {
+      envelope_writer_.WriteConnectMessageKey(batch, event, key_);
+      envelope_writer_.WriteConnectMessage(batch, event, now_us, value_);
+    } else {
+      envelope_writer_.WriteMessageKey(batch, event, key_);
+      envelope_writer_.WriteMessage(batch, event, now_us, value_);
     }
     return handle;
   }

@@ -1,0 +1,30 @@
+#include "tests/support/pg_agent.h"
+
+#include <fmt/format.h>
+
+#include <boost/test/unit_test.hpp>
+#include <vector>
+
+namespace tributary::testing {
+
+std::unique_ptr<AgentProcess> StartRunAgent(const std::filesystem::path& dir,
+                                            const std::filesystem::path& config, int n) {
+  return std::make_unique<AgentProcess>(
+      std::vector<std::string>{"run", "--config", config.string()},
+      dir / fmt::format("agent{}.log", n));
+}
+
+void WaitForSlotActive(const PgServer& pg, const AgentProcess& agent, const std::string& slot) {
+  BOOST_REQUIRE_MESSAGE(
+      WaitFor(
+          [&] {
+            return pg.QueryValue(fmt::format("SELECT count(*) FROM pg_replication_slots WHERE "
+                                             "active AND slot_name = '{}'",
+                                             slot)) == "1";
+          },
+          std::chrono::seconds(30)),
+      "agent did not start streaming from slot " << slot << ":\n"
+                                                 << LogOf{agent});
+}
+
+}  // namespace tributary::testing
