@@ -10,6 +10,7 @@
 #include "tests/support/agent_config.h"
 #include "tests/support/agent_process.h"
 #include "tests/support/file_events.h"
+#include "tests/support/pg_agent.h"
 #include "tests/support/pg_server.h"
 
 namespace tributary::testing {
@@ -27,16 +28,6 @@ struct ServerFixture {
 BOOST_TEST_GLOBAL_FIXTURE(ServerFixture);
 
 PgServer& Pg() { return *ServerFixture::server; }
-
-void WaitForSlotActive(AgentProcess& agent, const std::string& slot) {
-  bool active = WaitFor(
-      [&] {
-        return Pg().QueryValue("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '" +
-                               slot + "' AND active") == "1";
-      },
-      seconds(30));
-  BOOST_REQUIRE_MESSAGE(active, "agent did not start streaming:\n" + agent.Log());
-}
 
 std::vector<json> WaitForEvents(const std::filesystem::path& topic, size_t count,
                                 AgentProcess& agent) {
@@ -65,7 +56,7 @@ BOOST_AUTO_TEST_CASE(inserts_updates_deletes_and_truncate_become_events) {
       "crud");
   auto config = WritePgFileConfig(dir.path(), Pg(), "crud", "shop", "[public.items]");
   AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent.log");
-  WaitForSlotActive(agent, "tributary_shop");
+  WaitForSlotActive(Pg(), agent, "tributary_shop");
 
   Pg().Exec(
       "INSERT INTO items VALUES (1, 'apple', 3), (2, 'pear', NULL);"
@@ -168,7 +159,7 @@ BOOST_AUTO_TEST_CASE(every_mapped_type_round_trips) {
       "types");
   auto config = WritePgFileConfig(dir.path(), Pg(), "types", "ty", "[\"public.*\"]");
   AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent.log");
-  WaitForSlotActive(agent, "tributary_ty");
+  WaitForSlotActive(Pg(), agent, "tributary_ty");
   Pg().Exec(
       "INSERT INTO t VALUES (1, true, -32768, 2147483647, 9223372036854775807, 1.5, "
       "0.1, 12345678901234.123456, 'NaN', 'quote \" and \\ and \n newline', 'héllo', 'ab', "
@@ -236,7 +227,7 @@ BOOST_AUTO_TEST_CASE(row_images_follow_the_replica_identity_and_toast_is_never_s
       "images");
   auto config = WritePgFileConfig(dir.path(), Pg(), "images", "im", "[public.*]");
   AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent.log");
-  WaitForSlotActive(agent, "tributary_im");
+  WaitForSlotActive(Pg(), agent, "tributary_im");
   const std::string big_sql =
       "(SELECT string_agg(md5(g::text), '') FROM generate_series(1, 400) g)";
   Pg().Exec(
@@ -287,7 +278,7 @@ BOOST_AUTO_TEST_CASE(slot_ahead_of_checkpoint_or_gone_stops_with_65) {
   auto config = WritePgFileConfig(dir.path(), Pg(), "ahead", "ah", "[public.a]");
   {
     AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent.log");
-    WaitForSlotActive(agent, "tributary_ah");
+    WaitForSlotActive(Pg(), agent, "tributary_ah");
     Pg().Exec("INSERT INTO a VALUES (1)", "ahead");
     WaitForEvents(TopicDir(dir.path(), "ah.public.a"), 1, agent);
     agent.Signal(SIGTERM);
@@ -331,7 +322,7 @@ BOOST_AUTO_TEST_CASE(a_dropped_replication_connection_is_resumed_without_loss) {
   Pg().Exec("CREATE TABLE d (id int PRIMARY KEY)", "drop_conn");
   auto config = WritePgFileConfig(dir.path(), Pg(), "drop_conn", "dc", "[public.d]");
   AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent.log");
-  WaitForSlotActive(agent, "tributary_dc");
+  WaitForSlotActive(Pg(), agent, "tributary_dc");
   auto topic = TopicDir(dir.path(), "dc.public.d");
   for (int round = 0; round < 3; ++round) {
     Pg().Exec(fmt::format("INSERT INTO d SELECT g FROM generate_series({}, {}) g", round * 100 + 1,
@@ -360,7 +351,7 @@ BOOST_AUTO_TEST_CASE(a_server_restart_under_writes_loses_nothing) {
   Pg().Exec("CREATE TABLE r (id int PRIMARY KEY, v int)", "restart");
   auto config = WritePgFileConfig(dir.path(), Pg(), "restart", "rs", "[public.r]");
   AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent.log");
-  WaitForSlotActive(agent, "tributary_rs");
+  WaitForSlotActive(Pg(), agent, "tributary_rs");
   std::atomic<bool> stop{false};
   std::atomic<int> failed{0};
   std::thread writer([&] {
@@ -421,7 +412,7 @@ BOOST_AUTO_TEST_CASE(tables_created_while_streaming_are_captured_with_their_rows
   auto config = WritePgFileConfig(dir.path(), Pg(), "later", "lt", "[\"public.f*\", public.new]",
                                   "    heartbeat_interval_ms: 200\n    snapshot: initial\n");
   AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent.log");
-  WaitForSlotActive(agent, "tributary_lt");
+  WaitForSlotActive(Pg(), agent, "tributary_lt");
   // Rows the table holds before the agent can see it: only a snapshot can bring them.
   Pg().Exec(
       "BEGIN; CREATE TABLE fresh (id int PRIMARY KEY, v text);"
@@ -490,7 +481,7 @@ BOOST_AUTO_TEST_CASE(slot_advances_while_only_uncaptured_tables_change) {
   auto config = WritePgFileConfig(dir.path(), Pg(), "idle", "id", "[public.captured]",
                                   "    heartbeat_interval_ms: 200");
   AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent.log");
-  WaitForSlotActive(agent, "tributary_id");
+  WaitForSlotActive(Pg(), agent, "tributary_id");
   Pg().Exec("INSERT INTO busy SELECT g FROM generate_series(1, 10000) g", "idle");
   std::string target = Pg().QueryValue("SELECT pg_current_wal_lsn()", "idle");
   bool advanced = WaitFor(

@@ -10,6 +10,7 @@
 #include "tests/support/agent_config.h"
 #include "tests/support/agent_process.h"
 #include "tests/support/file_events.h"
+#include "tests/support/pg_agent.h"
 #include "tests/support/pg_server.h"
 
 // pgoutput streaming of in-progress transactions (proto_version 2): a server whose
@@ -60,16 +61,6 @@ std::string InsertRange(const std::string& table, int first, int last) {
   return fmt::format(
       "INSERT INTO {} SELECT g, repeat(md5(g::text), 4) FROM generate_series({}, {}) g", table,
       first, last);
-}
-
-void WaitForSlotActive(AgentProcess& agent, const std::string& slot) {
-  bool active = WaitFor(
-      [&] {
-        return Pg().QueryValue("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '" +
-                               slot + "' AND active") == "1";
-      },
-      seconds(30));
-  BOOST_REQUIRE_MESSAGE(active, "agent did not start streaming:\n" << LogOf{agent});
 }
 
 // Streamed transactions the slot has sent so far (statistics lag by up to a second).
@@ -187,8 +178,8 @@ sinks:
                                        fmt::arg("dsn", Pg().Dsn("same")),
                                        fmt::arg("out", (dir.path() / "out").string()));
   AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent.log");
-  WaitForSlotActive(agent, "tributary_st");
-  WaitForSlotActive(agent, "tributary_ns");
+  WaitForSlotActive(Pg(), agent, "tributary_st");
+  WaitForSlotActive(Pg(), agent, "tributary_ns");
 
   // The large transaction streams; another commits small transactions in the middle of it,
   // before and after the large one changes the table's schema.
@@ -260,7 +251,7 @@ BOOST_AUTO_TEST_CASE(aborted_streamed_transaction_and_rolled_back_savepoint_deli
   auto config = WritePgFileConfig(dir.path(), Pg(), "abort_db", "ab", "[public.big]",
                                   "    streaming: true\n");
   AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent.log");
-  WaitForSlotActive(agent, "tributary_ab");
+  WaitForSlotActive(Pg(), agent, "tributary_ab");
 
   Session session("abort_db");
   // A whole transaction that streams, then rolls back.
@@ -307,7 +298,7 @@ BOOST_AUTO_TEST_CASE(interleaved_streamed_transactions_arrive_whole_in_commit_or
   auto config =
       WritePgFileConfig(dir.path(), Pg(), "inter", "in", "[public.big]", "    streaming: true\n");
   AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent.log");
-  WaitForSlotActive(agent, "tributary_in");
+  WaitForSlotActive(Pg(), agent, "tributary_in");
 
   Session a("inter");
   Session b("inter");
@@ -341,7 +332,7 @@ BOOST_AUTO_TEST_CASE(kill_9_while_spooling_delivers_exactly_the_committed_rows) 
       WritePgFileConfig(dir.path(), Pg(), "crash", "cr", "[public.big]", "    streaming: true\n");
   auto agent = std::make_unique<AgentProcess>(
       std::vector<std::string>{"run", "--config", config.string()}, dir.path() / "agent0.log");
-  WaitForSlotActive(*agent, "tributary_cr");
+  WaitForSlotActive(Pg(), *agent, "tributary_cr");
 
   Session session("crash");
   session.Exec(InsertRange("big", 1, 100));

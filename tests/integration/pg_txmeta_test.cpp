@@ -18,6 +18,7 @@
 #include "tests/support/kafka_mock.h"
 #include "tests/support/mariadb_server.h"
 #include "tests/support/mysql_config.h"
+#include "tests/support/pg_agent.h"
 #include "tests/support/pg_server.h"
 
 namespace tributary::testing {
@@ -28,26 +29,6 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 constexpr const char* kOn = "    transaction_metadata: true\n";
-
-std::unique_ptr<AgentProcess> StartAgent(const std::filesystem::path& dir,
-                                         const std::filesystem::path& config, int n) {
-  return std::make_unique<AgentProcess>(
-      std::vector<std::string>{"run", "--config", config.string()},
-      dir / fmt::format("agent{}.log", n));
-}
-
-// Waits until the source's replication slot is in use: changes after that are captured.
-void WaitForSlot(const PgServer& pg, const AgentProcess& agent, const std::string& source) {
-  BOOST_REQUIRE_MESSAGE(
-      WaitFor(
-          [&] {
-            return pg.QueryValue(fmt::format("SELECT count(*) FROM pg_replication_slots WHERE "
-                                             "active AND slot_name = 'tributary_{}'",
-                                             source)) == "1";
-          },
-          seconds(30)),
-      agent.Log());
-}
 
 // The data events of topics a and b, in file order.
 std::vector<json> DataEvents(const std::filesystem::path& dir, const std::string& source) {
@@ -124,8 +105,8 @@ size_t CheckTransactions(const std::vector<json>& transactions, const std::vecto
 void CheckOffByDefault(const PgServer& pg) {
   TempDir dir;
   auto config = WritePgFileConfig(dir.path(), pg, "shop", "off", "[\"public.a\"]");
-  auto agent = StartAgent(dir.path(), config, 0);
-  WaitForSlot(pg, *agent, "off");
+  auto agent = StartRunAgent(dir.path(), config, 0);
+  WaitForSlotActive(pg, *agent, "tributary_off");
   pg.Exec("BEGIN; INSERT INTO a VALUES (-2, 1, 'off'); INSERT INTO a VALUES (-3, 2, 'off'); COMMIT",
           "shop");
   const auto topic = TopicDir(dir.path(), "off.public.a");
@@ -146,8 +127,8 @@ BOOST_AUTO_TEST_CASE(begin_end_and_blocks_survive_kill_9) {
   }
   auto config =
       WritePgFileConfig(dir.path(), *pg, "shop", "tx", "[\"public.a\", \"public.b\"]", kOn);
-  auto agent = StartAgent(dir.path(), config, 0);
-  WaitForSlot(*pg, *agent, "tx");
+  auto agent = StartRunAgent(dir.path(), config, 0);
+  WaitForSlotActive(*pg, *agent, "tributary_tx");
 
   // Known transactions first: two tables, one not captured, one big enough for several batches.
   pg->Exec(
@@ -209,7 +190,7 @@ BOOST_AUTO_TEST_CASE(begin_end_and_blocks_survive_kill_9) {
     std::this_thread::sleep_for(milliseconds(500 + random() % 1000));
     agent->Signal(SIGKILL);
     BOOST_REQUIRE(agent->Wait(seconds(10)).value_or(-1) == 128 + SIGKILL);
-    agent = StartAgent(dir.path(), config, k);
+    agent = StartRunAgent(dir.path(), config, k);
   }
   std::this_thread::sleep_for(seconds(1));
   stop.store(true);
