@@ -66,7 +66,8 @@ Value AppendPosition(uint64_t order_lsn, uint64_t lsn, uint32_t sequence, Batch&
 }  // namespace
 
 PostgresSource::PostgresSource(PostgresSourceOptions options)
-    : options_(std::move(options)), snapshotter_(options_.name, options_.snapshot_chunk_rows) {}
+    : options_(std::move(options)),
+      snapshotter_(options_.name, options_.dsn, options_.snapshot_chunk_rows) {}
 
 PostgresSource::~PostgresSource() { Close(); }
 
@@ -387,6 +388,7 @@ Status PostgresSource::Poll(Batch& batch, size_t max_bytes, std::chrono::millise
     RETURN_IF_ERROR(CaptureNewTables());
   }
   if (snapshotter_.pending()) RETURN_IF_ERROR(snapshotter_.MaybeStartChunk(*catalog_));
+  chunk_in_batch_ = false;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   auto linger_until = std::min(deadline, std::chrono::steady_clock::now() + kLinger);
   size_t bytes_since_read = 0;
@@ -437,6 +439,8 @@ Status PostgresSource::Poll(Batch& batch, size_t max_bytes, std::chrono::millise
     // a wake-up and a read per message. Then hand the batch over.
     now = std::chrono::steady_clock::now();
     if (!batch.empty()) {
+      // A snapshot chunk is a batch's worth on its own: no point lingering for more.
+      if (chunk_in_batch_ && bytes_since_read < kFullRead) return Status::Ok();
       if (bytes_since_read < kFullRead) {
         if (now >= linger_until) return Status::Ok();
         std::this_thread::sleep_for(kLingerStep);
@@ -878,6 +882,7 @@ Status PostgresSource::EmitSnapshotChunk(uint64_t lsn, Batch& batch) {
     batch.events.push_back(event);
   }
   snapshotter_.FinishChunk(rows.size());
+  chunk_in_batch_ = true;
   return Status::Ok();
 }
 
@@ -1090,6 +1095,7 @@ void PostgresSource::Close() {
     }
     stream_.reset();
   }
+  snapshotter_.Close();
   catalog_.reset();
   relations_.clear();
   custom_types_.clear();

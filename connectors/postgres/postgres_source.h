@@ -127,6 +127,7 @@ class PostgresSource : public Source {
   // What message events point at as their table: names the source and database; no columns.
   std::shared_ptr<const TableSchema> message_table_;
   Snapshotter snapshotter_;
+  bool chunk_in_batch_ = false;  // this Poll put a snapshot chunk into the batch
 
   // The transaction being decoded.
   uint64_t txn_commit_lsn_ = 0;

@@ -9,6 +9,7 @@
 #include "agent/core/logging.h"
 #include "agent/core/text_append.h"
 #include "connectors/postgres/lsn.h"
+#include "connectors/postgres/snapshot_reader.h"
 
 namespace tributary::postgres {
 
@@ -260,10 +261,18 @@ std::string ChunkQuery(const PgConnection& catalog, const CatalogTable& table,
          sql;
 }
 
-Snapshotter::Snapshotter(std::string source_name, size_t chunk_rows)
+std::string WatermarkMessage(std::string_view source, std::string_view kind,
+                             std::string_view chunk_id) {
+  return json{{"source", source}, {"watermark", kind}, {"chunk", chunk_id}}.dump();
+}
+
+Snapshotter::Snapshotter(std::string source_name, std::string dsn, size_t chunk_rows)
     : source_name_(std::move(source_name)),
       chunk_rows_(std::max<size_t>(chunk_rows, 1)),
+      reader_(std::make_unique<SnapshotReader>(source_name_, std::move(dsn))),
       nonce_((uint64_t{std::random_device()()} << 32) | std::random_device()()) {}
+
+Snapshotter::~Snapshotter() = default;
 
 void Snapshotter::Reset(SnapshotProgress progress,
                         std::vector<std::pair<std::string, std::string>> captured) {
@@ -276,7 +285,7 @@ void Snapshotter::Reset(SnapshotProgress progress,
   progress_ = std::move(progress);
   encoded_ = EncodeSnapshotProgress(progress_);
   attempts_ = 0;
-  Discard();
+  StopReading();
 }
 
 void Snapshotter::Capture(const std::string& schema, const std::string& table) {
@@ -286,20 +295,25 @@ void Snapshotter::Capture(const std::string& schema, const std::string& table) {
   }
 }
 
-void Snapshotter::Discard() {
-  state_ = ChunkState::kNone;
-  chunk_table_.reset();
-  chunk_result_.reset();
-  chunk_row_count_ = 0;
-  more_ = false;
-  conflict_ = false;
-  columns_checked_ = false;
-  row_by_key_.clear();
-  dropped_.clear();
+void Snapshotter::Close() {
+  StopReading();
+  reader_->Close();
 }
 
-std::string Snapshotter::Watermark(std::string_view kind) const {
-  return json{{"source", source_name_}, {"watermark", kind}, {"chunk", chunk_id_}}.dump();
+void Snapshotter::StopReading() {
+  reader_->Stop();
+  reading_ = false;
+  OpenWindow();
+}
+
+void Snapshotter::OpenWindow() {
+  chunk_.reset();
+  conflict_ = false;
+  columns_checked_ = false;
+  early_keys_.clear();
+  row_by_key_.clear();
+  keys_indexed_ = false;
+  dropped_.clear();
 }
 
 void Snapshotter::AppendKeyPart(std::string_view text, std::string& key) {
@@ -308,8 +322,10 @@ void Snapshotter::AppendKeyPart(std::string_view text, std::string& key) {
   key.append(text);
 }
 
+const PGresult* Snapshotter::chunk_result() const { return chunk_->rows.get(); }
+
 Status Snapshotter::MaybeStartChunk(PgConnection& catalog) {
-  while (state_ == ChunkState::kNone && !progress_.empty()) {
+  while (!reading_ && !progress_.empty()) {
     SnapshotTable& current = progress_.tables.front();
     ASSIGN_OR_RETURN(std::optional<CatalogTable> table,
                      ReadCatalogTable(catalog, current.schema, current.table));
@@ -343,52 +359,80 @@ Status Snapshotter::MaybeStartChunk(PgConnection& catalog) {
       }
       current.until_key = last[0];
     }
-    const std::string query =
-        ChunkQuery(catalog, *table, current.after_key, current.until_key, chunk_rows_ + 1);
-    chunk_id_ = fmt::format("{:016x}-{}", nonce_, ++chunk_serial_);
-    // The walsender sends only flushed WAL: after an asynchronous commit a watermark would wait
-    // for the WAL writer (up to wal_writer_delay), and every chunk with it.
-    const std::string emit =
-        "SET synchronous_commit = local; SELECT pg_logical_emit_message(true, " +
-        catalog.QuoteLiteral(kMessagePrefix) + ", ";
-    RETURN_IF_ERROR(catalog.Query(emit + catalog.QuoteLiteral(Watermark("low")) + ")").status());
-    // A transaction can write its commit record before the low watermark yet become visible
-    // only after the SELECT took its snapshot (it is still finishing its commit, e.g. waiting
-    // for a synchronous standby): the stream delivers it outside the window, newer than the
-    // chunk. Such transactions are committed in the commit log but invisible to the snapshot;
-    // when there is one, the chunk is read again.
-    ASSIGN_OR_RETURN(PgResult rows,
-                     catalog.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; " + query));
-    Result<TextRows> racing = catalog.Query(
-        "SELECT count(*) FROM pg_snapshot_xip(pg_current_snapshot()) AS x "
-        "WHERE pg_xact_status(x) = 'committed'");
-    Status ended = catalog.Command("COMMIT");
-    RETURN_IF_ERROR(racing.status());
-    RETURN_IF_ERROR(ended);
-    RETURN_IF_ERROR(catalog.Query(emit + catalog.QuoteLiteral(Watermark("high")) + ")").status());
-
-    const int count = PQntuples(rows.get());
-    more_ = !table->primary_key.empty() && static_cast<size_t>(count) > chunk_rows_;
-    chunk_row_count_ = more_ ? static_cast<int>(chunk_rows_) : count;
-    dropped_.assign(static_cast<size_t>(chunk_row_count_), false);
-    row_by_key_.clear();
-    for (int row = 0; !table->primary_key.empty() && row < chunk_row_count_; ++row) {
-      key_.clear();
-      for (size_t column : table->primary_key) {
-        const int c = static_cast<int>(column);
-        AppendKeyPart(std::string_view(PQgetvalue(rows.get(), row, c),
-                                       static_cast<size_t>(PQgetlength(rows.get(), row, c))),
-                      key_);
-      }
-      row_by_key_.emplace(key_, row);
-    }
-    chunk_table_ = std::move(table);
-    chunk_result_ = std::move(rows);
-    conflict_ = (*racing)[0][0] != "0";
-    columns_checked_ = false;
-    state_ = ChunkState::kAwaitingLow;
+    // The first chunk's window opens now, before the reader takes its snapshot: every change
+    // committed after that snapshot reaches the stream from here on.
+    table_ = std::move(*table);
+    OpenWindow();
+    window_serial_ = 0;
+    chunk_id_prefix_ = fmt::format("{:016x}-{}-", nonce_, ++reading_serial_);
+    reader_->Start(SnapshotReadJob{.table = table_,
+                                   .after_key = current.after_key,
+                                   .until_key = current.until_key,
+                                   .chunk_rows = chunk_rows_,
+                                   .chunk_id_prefix = chunk_id_prefix_});
+    reading_ = true;
   }
+  if (reading_ && !chunk_) return TakeChunk(/*wait=*/false);
   return Status::Ok();
+}
+
+Status Snapshotter::TakeChunk(bool wait) {
+  ASSIGN_OR_RETURN(std::optional<SnapshotChunk> chunk, reader_->Next(wait));
+  if (!chunk) {
+    return wait ? Status::Retriable("postgres: the snapshot reader stopped before the chunk")
+                : Status::Ok();
+  }
+  if (chunk->changed) {
+    // Read the table again from the catalog: the next MaybeStartChunk skips it if it is gone.
+    const std::string name = TableName(table_.schema, table_.table);
+    StopReading();
+    if (++attempts_ >= kMaxAttempts) {
+      return Status::Fatal(fmt::format(
+          "postgres: source {}: table {} was altered during each of {} attempts to snapshot a "
+          "chunk of it",
+          source_name_, name, attempts_));
+    }
+    spdlog::debug(
+        "postgres: Table altered while being snapshotted, reading it again source={} "
+        "table={}",
+        source_name_, name);
+    return Status::Ok();
+  }
+  if (chunk->serial != window_serial_) {
+    return Status::Fatal(fmt::format("postgres: snapshot chunk {} arrived when {} was due (a bug)",
+                                     chunk->serial, window_serial_));
+  }
+  conflict_ = conflict_ || chunk->racing;
+  dropped_.assign(static_cast<size_t>(chunk->row_count), false);
+  chunk_ = std::move(chunk);
+  for (std::string& key : early_keys_) {
+    key_ = std::move(key);
+    DropKey();
+  }
+  early_keys_.clear();
+  return Status::Ok();
+}
+
+void Snapshotter::DropKey() {
+  if (!keys_indexed_) {
+    keys_indexed_ = true;
+    std::string key;
+    const PGresult* rows = chunk_->rows.get();
+    row_by_key_.reserve(static_cast<size_t>(chunk_->row_count));
+    for (int row = 0; !table_.primary_key.empty() && row < chunk_->row_count; ++row) {
+      key.clear();
+      for (size_t column : table_.primary_key) {
+        const int c = static_cast<int>(column);
+        AppendKeyPart(std::string_view(PQgetvalue(rows, row, c),
+                                       static_cast<size_t>(PQgetlength(rows, row, c))),
+                      key);
+      }
+      row_by_key_.emplace(key, row);
+    }
+  }
+  if (auto it = row_by_key_.find(key_); it != row_by_key_.end()) {
+    dropped_[static_cast<size_t>(it->second)] = true;
+  }
 }
 
 Result<bool> Snapshotter::OnMessage(std::string_view content) {
@@ -425,16 +469,16 @@ Result<bool> Snapshotter::OnMessage(std::string_view content) {
     encoded_ = EncodeSnapshotProgress(progress_);
     return false;
   }
-  if (state_ == ChunkState::kNone || StringMember(doc, "chunk") != chunk_id_) return false;
-  const std::string kind = StringMember(doc, "watermark");
-  if (kind == "low" && state_ == ChunkState::kAwaitingLow) {
-    state_ = ChunkState::kWindowOpen;
+  if (!reading_ || StringMember(doc, "watermark") != "high" ||
+      StringMember(doc, "chunk") != chunk_id_prefix_ + std::to_string(window_serial_)) {
     return false;
   }
-  if (kind != "high" || state_ != ChunkState::kWindowOpen) return false;
+  // The reader wrote this watermark after it had read the chunk: it is at most a moment away.
+  if (!chunk_) RETURN_IF_ERROR(TakeChunk(/*wait=*/true));
+  if (!reading_) return false;  // the table changed: it is read again
   if (!conflict_) return true;
-  const std::string name = TableName(chunk_table_->schema, chunk_table_->table);
-  Discard();
+  const std::string name = TableName(table_.schema, table_.table);
+  StopReading();
   if (++attempts_ >= kMaxAttempts) {
     return Status::Fatal(fmt::format(
         "postgres: source {}: table {} changed during each of {} attempts to snapshot a chunk "
@@ -450,35 +494,37 @@ Result<bool> Snapshotter::OnMessage(std::string_view content) {
 
 void Snapshotter::OnChange(uint32_t relation_id, const std::vector<ColumnSchema>& columns,
                            const RowChange& change) {
-  // From the moment the chunk was read, not just from its low watermark: a transaction can
-  // write its commit record before the low watermark yet become visible only after the SELECT's
-  // snapshot (its backend still finishing the commit), and then arrive here outside the window,
-  // newer than the chunk. Dropping a row for an older change is harmless: the change carries
-  // the whole row, and any later one follows it in the stream.
-  if (state_ == ChunkState::kNone || conflict_ || relation_id != chunk_table_->oid) return;
+  // From the moment the window opened, which is before the chunk's snapshot: a transaction can
+  // write its commit record before the previous watermark yet become visible only after the
+  // SELECT's snapshot (its backend still finishing the commit), and then arrive here outside
+  // the window proper, newer than the chunk. Dropping a row for an older change is harmless:
+  // the change carries the whole row, and any later one follows it in the stream.
+  if (!reading_ || conflict_ || relation_id != table_.oid) return;
   if (!columns_checked_) {
-    // A column added or dropped since the SELECT: start the chunk over.
-    bool same = columns.size() == chunk_table_->columns.size();
+    // A column added or dropped since reading began: start the chunk over.
+    bool same = columns.size() == table_.columns.size();
     for (size_t i = 0; same && i < columns.size(); ++i) {
-      same = columns[i].name == chunk_table_->columns[i].name;
+      same = columns[i].name == table_.columns[i].name;
     }
     conflict_ = !same;
     columns_checked_ = true;
   }
-  const std::vector<size_t>& primary_key = chunk_table_->primary_key;
+  const std::vector<size_t>& primary_key = table_.primary_key;
   if (conflict_ || primary_key.empty()) {
     conflict_ = true;
     return;
   }
-  // Per change during a window: builds the key in a reused buffer, no allocation.
+  // Per change during a window: builds the key in a reused buffer.
   auto drop = [&](const std::vector<TupleColumn>& tuple) {
     key_.clear();
     for (size_t column : primary_key) {
       if (column >= tuple.size() || tuple[column].kind != TupleColumnKind::kText) return false;
       AppendKeyPart(tuple[column].data, key_);
     }
-    if (auto it = row_by_key_.find(key_); it != row_by_key_.end()) {
-      dropped_[static_cast<size_t>(it->second)] = true;
+    if (chunk_) {
+      DropKey();
+    } else {
+      early_keys_.push_back(key_);
     }
     return true;
   };
@@ -489,15 +535,15 @@ void Snapshotter::OnChange(uint32_t relation_id, const std::vector<ColumnSchema>
 
 std::vector<int> Snapshotter::RowsToEmit() const {
   std::vector<int> rows;
-  rows.reserve(static_cast<size_t>(chunk_row_count_));
-  for (int row = 0; row < chunk_row_count_; ++row) {
+  rows.reserve(static_cast<size_t>(chunk_->row_count));
+  for (int row = 0; row < chunk_->row_count; ++row) {
     if (!dropped_[static_cast<size_t>(row)]) rows.push_back(row);
   }
   return rows;
 }
 
 bool Snapshotter::ends_initial_snapshot() const {
-  if (more_ || progress_.tables.front().incremental) return false;
+  if (chunk_->more || progress_.tables.front().incremental) return false;
   return std::none_of(progress_.tables.begin() + 1, progress_.tables.end(),
                       [](const SnapshotTable& t) { return !t.incremental; });
 }
@@ -507,28 +553,32 @@ void Snapshotter::FinishChunk(size_t emitted) {
   current.rows += emitted;
   if (!current.incremental) progress_.initial_rows += emitted;
   const std::string name = TableName(current.schema, current.table);
-  if (more_) {
+  attempts_ = 0;
+  if (chunk_->more) {
     std::vector<std::string> key;
-    for (size_t column : chunk_table_->primary_key) {
+    for (size_t column : table_.primary_key) {
       key.emplace_back(
-          PQgetvalue(chunk_result_.get(), chunk_row_count_ - 1, static_cast<int>(column)));
+          PQgetvalue(chunk_->rows.get(), chunk_->row_count - 1, static_cast<int>(column)));
     }
     current.after_key = std::move(key);
     auto now = std::chrono::steady_clock::now();
     if (now - last_progress_log_ >= kProgressLogInterval) {
       last_progress_log_ = now;
       spdlog::info("postgres: Snapshot progress source={} table={} rows={} estimated_rows={:.0f}",
-                   source_name_, name, current.rows, chunk_table_->estimated_rows);
+                   source_name_, name, current.rows, table_.estimated_rows);
     }
-  } else {
-    spdlog::info("postgres: Snapshot of table done source={} table={} rows={}", source_name_, name,
-                 current.rows);
-    progress_.tables.pop_front();
-    if (progress_.empty()) spdlog::info("postgres: Snapshot done source={}", source_name_);
+    encoded_ = EncodeSnapshotProgress(progress_);
+    // The next chunk's window opens at this chunk's high watermark.
+    OpenWindow();
+    ++window_serial_;
+    return;
   }
-  attempts_ = 0;
+  spdlog::info("postgres: Snapshot of table done source={} table={} rows={}", source_name_, name,
+               current.rows);
+  progress_.tables.pop_front();
+  if (progress_.empty()) spdlog::info("postgres: Snapshot done source={}", source_name_);
   encoded_ = EncodeSnapshotProgress(progress_);
-  Discard();
+  StopReading();
 }
 
 }  // namespace tributary::postgres

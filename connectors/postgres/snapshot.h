@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,10 +18,13 @@
 namespace tributary::postgres {
 
 // Snapshots run beside the stream, one primary-key chunk at a time, with DBLog's watermark
-// method (docs/snapshots.md): a low watermark message, the chunk's SELECT, a high watermark
-// message. Stream changes to the chunk's keys between the two watermarks are newer than or equal
-// to the chunk's rows, so those rows are dropped; the rest are emitted where the high watermark
-// sits in the stream. No locks, no exported snapshot, and a crash resumes at the next chunk.
+// method (docs/snapshots.md): the chunk's SELECT, then a high watermark message. A chunk's
+// window opens at the previous chunk's high watermark (the first chunk's when reading begins),
+// which committed before the SELECT's snapshot was taken: stream changes to the chunk's keys in
+// the window are newer than or equal to the chunk's rows, so those rows are dropped; the rest
+// are emitted where the high watermark sits in the stream. A reader thread reads the chunks
+// ahead of the stream (SnapshotReader). No locks, no exported snapshot, and a crash resumes at
+// the next chunk.
 
 // One table waiting to be snapshotted, or being snapshotted (the front of the queue).
 struct SnapshotTable {
@@ -107,26 +111,52 @@ std::string ChunkQuery(const PgConnection& catalog, const CatalogTable& table,
 // SELECT of the table's largest primary key.
 std::string LastKeyQuery(const PgConnection& catalog, const CatalogTable& table);
 
+// One chunk of a table as the reader read it.
+struct SnapshotChunk {
+  uint64_t serial = 0;  // within its reading: 0, 1, 2, …
+  // The table was dropped or its columns changed since reading began: read it again from the
+  // catalog. Nothing else is set.
+  bool changed = false;
+  PgResult rows;      // the chunk's rows, plus one look-ahead row when `more`
+  int row_count = 0;  // rows of the chunk, without the look-ahead row
+  bool more = false;  // rows remain after this chunk
+  // Transactions committed but invisible to the chunk's snapshot: see SnapshotReader.
+  bool racing = false;
+};
+
+// A watermark message's content: names the source and the chunk.
+std::string WatermarkMessage(std::string_view source, std::string_view kind,
+                             std::string_view chunk_id);
+
+class SnapshotReader;
+
 class Snapshotter {
  public:
-  Snapshotter(std::string source_name, size_t chunk_rows);
+  // `dsn` is for the reader's connection.
+  Snapshotter(std::string source_name, std::string dsn, size_t chunk_rows);
+  ~Snapshotter();
+  Snapshotter(const Snapshotter&) = delete;
+  Snapshotter& operator=(const Snapshotter&) = delete;
 
   // Starts from `progress` (from the checkpoint, or a fresh initial snapshot); `captured` are
   // the tables a request may name. Drops any chunk in flight.
   void Reset(SnapshotProgress progress, std::vector<std::pair<std::string, std::string>> captured);
   // A table that joined the capture while streaming: requests may name it from now on.
   void Capture(const std::string& schema, const std::string& table);
+  // Stops reading and closes the reader's connection.
+  void Close();
 
   // Encoded progress after the last chunk emitted: what positions carry.
   const std::string& encoded_progress() const { return encoded_; }
   bool pending() const { return !progress_.empty(); }
   size_t tables_left() const { return progress_.tables.size(); }
 
-  // Runs the next chunk's low watermark, SELECT and high watermark when one is due.
+  // Starts reading the next table when none is being read, takes a chunk the reader has ready,
+  // and reports the reader's failure.
   Status MaybeStartChunk(PgConnection& catalog);
 
   // A Tributary message from the stream. Returns true when it is the high watermark of the
-  // chunk in flight: the caller then emits rows() and calls FinishChunk().
+  // chunk whose window is open: the caller then emits rows() and calls FinishChunk().
   Result<bool> OnMessage(std::string_view content);
 
   // A streamed change of relation `relation_id`, whose columns are `columns`.
@@ -135,12 +165,12 @@ class Snapshotter {
 
   // A streamed truncate of relation `relation_id`: rows read before it must not follow it.
   void OnTruncate(uint32_t relation_id) {
-    if (state_ != ChunkState::kNone && relation_id == chunk_table_->oid) conflict_ = true;
+    if (reading_ && relation_id == table_.oid) conflict_ = true;
   }
 
   // The chunk at its high watermark.
-  const CatalogTable& chunk_table() const { return *chunk_table_; }
-  const PGresult* chunk_result() const { return chunk_result_.get(); }
+  const CatalogTable& chunk_table() const { return table_; }
+  const PGresult* chunk_result() const;
   // Row indexes of chunk_result() to emit, in key order.
   std::vector<int> RowsToEmit() const;
   bool incremental() const { return progress_.tables.front().incremental; }
@@ -152,33 +182,46 @@ class Snapshotter {
   void FinishChunk(size_t emitted);
 
  private:
-  enum class ChunkState { kNone, kAwaitingLow, kWindowOpen };
-
-  std::string Watermark(std::string_view kind) const;
   // Keys of the chunk's rows and of changes are the primary key's column texts, each as
   // "<length>:<text>" so that no separator can be forged by a value.
   static void AppendKeyPart(std::string_view text, std::string& key);
-  void Discard();
+  // Takes the next chunk from the reader into chunk_, waiting for it when `wait`.
+  Status TakeChunk(bool wait);
+  // Marks the chunk's row with key_, when there is one, as dropped.
+  void DropKey();
+  // Stops reading the table; the next MaybeStartChunk reads on from the progress.
+  void StopReading();
+  // Opens the next chunk's window: nothing seen in it yet.
+  void OpenWindow();
 
   std::string source_name_;
   size_t chunk_rows_;
   SnapshotProgress progress_;
   std::string encoded_;
   std::vector<std::pair<std::string, std::string>> captured_;
+  std::unique_ptr<SnapshotReader> reader_;
 
-  ChunkState state_ = ChunkState::kNone;
-  // Watermarks name their chunk by this process's nonce and a serial, so the watermarks of an
-  // earlier run, met again when the stream resumes, never match.
+  // The table being read (the front of the queue), as the catalog described it when reading
+  // began; the reader walks it a few chunks ahead.
+  bool reading_ = false;
+  CatalogTable table_;
+  // Chunk ids are this process's nonce, a serial per reading and the chunk's serial, so the
+  // watermarks of an earlier run or reading, met again in the stream, never match.
   uint64_t nonce_;
-  uint64_t chunk_serial_ = 0;
-  std::string chunk_id_;
-  std::optional<CatalogTable> chunk_table_;
-  PgResult chunk_result_;
-  int chunk_row_count_ = 0;  // rows of the chunk, without the look-ahead row
-  bool more_ = false;        // rows remain after this chunk
-  bool conflict_ = false;    // a change in the window could not be matched to a key
+  uint64_t reading_serial_ = 0;
+  std::string chunk_id_prefix_;
+  // The chunk whose window is open: the first not yet emitted. Its window opened at the
+  // previous chunk's high watermark (or when reading began), and may open before the reader
+  // has delivered it.
+  uint64_t window_serial_ = 0;
+  std::optional<SnapshotChunk> chunk_;
+  bool conflict_ = false;  // a change in the window could not be matched to a key
   bool columns_checked_ = false;
+  // Keys changed in the window before the chunk arrived.
+  std::vector<std::string> early_keys_;
+  // Built on the first change in the window that needs it: a quiet table never pays for it.
   std::unordered_map<std::string, int> row_by_key_;
+  bool keys_indexed_ = false;
   std::string key_;  // reused to build keys
   std::vector<bool> dropped_;
   int attempts_ = 0;  // chunks of the current table discarded in a row

@@ -58,8 +58,6 @@ sql -c "CREATE TABLE public.bench (id int PRIMARY KEY, qty int, price numeric(12
     -c "INSERT INTO public.bench SELECT g, g % 100, g / 7.0, md5(g::text), '2024-01-01'::timestamptz + g * interval '1 s' FROM generate_series(1, $rows) g" \
     -c "VACUUM ANALYZE public.bench"
 
-count_lines() { cat "$1"/*.jsonl "$1"/.*.jsonl.inprogress 2>/dev/null | wc -l; }
-
 declare -a bw aw ac ar
 for i in $(seq 1 "$repeats"); do
   t0=$(now_ns)
@@ -87,10 +85,12 @@ sinks:
     type: file
     path: $run/out
 YAML
+  count_reset
   t0=$(now_ns)
   /usr/bin/time -f '%e %U %S %M' -o "$run/time" "$agent_bin" run --config "$run/config.yaml" 2>"$run/agent.log" &
   agent_pid=$!
-  while [ "$(count_lines "$run/out/bench.public.bench")" -lt "$rows" ]; do
+  # Counted incrementally (lib.sh): re-reading every file on each poll took a core of its own.
+  while count_lines "$run/out/bench.public.bench"; [ "$lines_now" -lt "$rows" ]; do
     kill -0 "$agent_pid" 2>/dev/null || { cat "$run/agent.log" >&2; fail "the agent exited"; }
     sleep 0.05
   done

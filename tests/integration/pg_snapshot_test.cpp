@@ -253,6 +253,104 @@ BOOST_FIXTURE_TEST_CASE(kill_9_mid_snapshot_resumes_at_the_next_chunk, Fixture) 
   BOOST_TEST(snapshot_rows < static_cast<size_t>(kRows) + rows_at_kill / 2);
 }
 
+// Rows of the snapshot in the checkpoint's progress; nullopt before the first checkpoint with one.
+std::optional<uint64_t> CheckpointedSnapshotRows(const std::filesystem::path& checkpoint) {
+  if (!std::filesystem::exists(checkpoint)) return std::nullopt;
+  std::string position = json::parse(ReadFile(checkpoint))["position"];
+  size_t at = position.find(" snapshot=");
+  if (at == std::string::npos) return std::nullopt;
+  return json::parse(position.substr(at + 10))["tables"][0]["rows"].get<uint64_t>();
+}
+
+// The reader reads chunks ahead of the stream with the columns the table had when reading
+// began. A column added, then one dropped, while its next chunk's SELECT waits for the table
+// (here: for a lock held by the ALTER's transaction) makes it read the table again from the
+// catalog; every row still arrives once, the later ones with the new columns.
+BOOST_FIXTURE_TEST_CASE(table_altered_mid_snapshot_is_read_again, Fixture) {
+  // Small chunks, so that the snapshot is still going when the second ALTER comes.
+  const int kRows = 60000;
+  pg->Exec(fmt::format("CREATE TABLE big (id int PRIMARY KEY, v int, note text, junk text);"
+                       "INSERT INTO big SELECT g, g % 7, 'row ' || g, 'j' "
+                       "FROM generate_series(1, {}) g",
+                       kRows),
+           "snap");
+  auto config = WritePgFileConfig(dir.path(), *pg, "snap", "sn", "[\"public.big\"]",
+                                  "    snapshot: initial\n    snapshot_chunk_rows: 20\n");
+  auto agent = StartAgent(config, 0);
+  const auto checkpoint = dir.path() / "state" / "sn" / "checkpoint.json";
+  PGconn* conn = PQconnectdb(pg->Dsn("snap").c_str());
+  BOOST_REQUIRE(PQstatus(conn) == CONNECTION_OK);
+  auto exec = [&](const std::string& sql) {
+    PGresult* result = PQexec(conn, sql.c_str());
+    BOOST_REQUIRE_MESSAGE(PQresultStatus(result) == PGRES_COMMAND_OK, PQresultErrorMessage(result));
+    PQclear(result);
+  };
+  uint64_t rows_before = 0;
+  for (const char* alter :
+       {"ALTER TABLE big ADD COLUMN extra int DEFAULT 7", "ALTER TABLE big DROP COLUMN junk"}) {
+    const uint64_t wanted = rows_before + 2000;
+    BOOST_REQUIRE_MESSAGE(WaitFor(
+                              [&] {
+                                rows_before = CheckpointedSnapshotRows(checkpoint).value_or(0);
+                                return rows_before >= wanted;
+                              },
+                              seconds(120)),
+                          agent->Log());
+    exec("BEGIN");
+    exec("LOCK TABLE big IN ACCESS EXCLUSIVE MODE");
+    // The reader's next SELECT, with the old columns, waits for the lock.
+    BOOST_REQUIRE_MESSAGE(
+        WaitFor(
+            [&] {
+              return pg->QueryValue(
+                         "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = "
+                         "'big'::regclass",
+                         "snap") != "0";
+            },
+            seconds(30)),
+        agent->Log());
+    exec(alter);
+    exec("COMMIT");
+  }
+  PQfinish(conn);
+  BOOST_TEST(rows_before < static_cast<uint64_t>(kRows));
+  bool done = WaitFor([&] { return agent->Log().find("Snapshot done") != std::string::npos; },
+                      seconds(120));
+  BOOST_REQUIRE_MESSAGE(done, agent->Log());
+  CatchUp(*agent, "big", "sn.public.big");
+  agent->Signal(SIGTERM);
+  BOOST_TEST(agent->Wait(seconds(15)).value_or(-1) == 0);
+
+  auto events = ReadTopicEvents(TopicDir(dir.path(), "sn.public.big"));
+  ExpectReplayMatches(events, "big");
+  std::set<json> keys;
+  for (const json& e : events) {
+    if (e["op"] == "r") BOOST_TEST(keys.insert(e["after"]["id"]).second, "doubled " << e["after"]);
+  }
+  BOOST_TEST(keys.size() == static_cast<size_t>(kRows));
+  // Chunks read before an ALTER come first, without its change; those read after it, with it:
+  // the rows with `extra` follow those without, those without `junk` follow those with it, and
+  // some rows, read between the two ALTERs, have both.
+  size_t without_extra = 0;
+  size_t with_junk = 0;
+  for (const json& e : events) {
+    if (e["op"] != "r") continue;
+    if (!e["after"].contains("extra")) {
+      BOOST_TEST(with_junk == without_extra, "a row without extra after one with it");
+      ++without_extra;
+    }
+    if (e["after"].contains("junk")) ++with_junk;
+  }
+  BOOST_TEST_MESSAGE("rows without extra: " << without_extra << ", with junk: " << with_junk);
+  BOOST_TEST(without_extra >= 2000u);
+  BOOST_TEST(without_extra < with_junk);
+  BOOST_TEST(with_junk < static_cast<size_t>(kRows));
+  const json& last = events[events.size() - 2];  // before the catch-up marker
+  BOOST_TEST(last["source"]["snapshot"] == "last");
+  BOOST_TEST(last["after"]["extra"] == 7);
+  BOOST_TEST(!last["after"].contains("junk"));
+}
+
 BOOST_FIXTURE_TEST_CASE(on_demand_snapshot_while_streaming_never_overwrites_newer_rows, Fixture) {
   const int kRows = 10000;
   CreateTable("big", kRows);

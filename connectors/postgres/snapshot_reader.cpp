@@ -1,0 +1,218 @@
+#include "connectors/postgres/snapshot_reader.h"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <utility>
+
+#include "agent/core/logging.h"
+
+namespace tributary::postgres {
+
+namespace {
+
+// Chunks read but not yet taken. Two keep the server busy while the source emits one; each
+// holds chunk_rows rows in memory.
+constexpr size_t kReadAhead = 2;
+
+}  // namespace
+
+SnapshotReader::SnapshotReader(std::string source_name, std::string dsn)
+    : source_name_(std::move(source_name)), dsn_(std::move(dsn)) {}
+
+SnapshotReader::~SnapshotReader() { Close(); }
+
+void SnapshotReader::Start(SnapshotReadJob job) {
+  Stop();
+  {
+    std::lock_guard lock(mutex_);
+    running_ = true;
+    stop_ = false;
+    failure_ = Status::Ok();
+  }
+  thread_ = std::thread([this, job = std::move(job)] { Run(job); });
+}
+
+void SnapshotReader::Stop() {
+  if (thread_.joinable()) {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+      if (running_ && cancel_ != nullptr) {
+        cancelled_ = true;
+        // A chunk's SELECT of a large keyless table can take long; stopping should not.
+        std::array<char, 256> error{};
+        PQcancel(cancel_, error.data(), static_cast<int>(error.size()));
+      }
+    }
+    changed_.notify_all();
+    thread_.join();
+  }
+  std::lock_guard lock(mutex_);
+  // The session may be inside the interrupted chunk's transaction.
+  if (cancelled_) conn_.reset();
+  cancelled_ = false;
+  ready_.clear();
+  running_ = false;
+  failure_ = Status::Ok();
+}
+
+void SnapshotReader::Close() {
+  Stop();
+  conn_.reset();
+}
+
+Result<std::optional<SnapshotChunk>> SnapshotReader::Next(bool wait) {
+  std::unique_lock lock(mutex_);
+  if (wait) changed_.wait(lock, [&] { return !ready_.empty() || !running_; });
+  if (!ready_.empty()) {
+    SnapshotChunk chunk = std::move(ready_.front());
+    ready_.pop_front();
+    changed_.notify_all();
+    return std::optional<SnapshotChunk>(std::move(chunk));
+  }
+  if (!failure_.ok()) return failure_;
+  return std::optional<SnapshotChunk>();
+}
+
+Status SnapshotReader::Connect() {
+  if (conn_) return Status::Ok();
+  ASSIGN_OR_RETURN(PgConnection conn, PgConnection::Open(dsn_, PgConnection::Mode::kNormal));
+  // The walsender sends only flushed WAL: after an asynchronous commit a watermark would wait
+  // for the WAL writer (up to wal_writer_delay), and every chunk with it.
+  RETURN_IF_ERROR(conn.Command("SET synchronous_commit = local"));
+  conn_ = std::move(conn);
+  return Status::Ok();
+}
+
+void SnapshotReader::Run(const SnapshotReadJob& job) {
+  Status status = Connect();
+  if (status.ok()) {
+    std::lock_guard lock(mutex_);
+    cancel_ = PQgetCancel(conn_->get());
+  }
+  std::optional<std::vector<std::string>> after_key = job.after_key;
+  for (uint64_t serial = 0; status.ok(); ++serial) {
+    {
+      std::unique_lock lock(mutex_);
+      changed_.wait(lock, [&] { return stop_ || ready_.size() < kReadAhead; });
+      if (stop_) break;
+    }
+    Result<SnapshotChunk> chunk = ReadChunk(job, serial, after_key);
+    if (!chunk.ok()) {
+      status = chunk.status();
+      break;
+    }
+    const bool last = chunk->changed || !chunk->more;
+    {
+      std::lock_guard lock(mutex_);
+      ready_.push_back(std::move(*chunk));
+    }
+    changed_.notify_all();
+    if (last) break;
+  }
+  std::lock_guard lock(mutex_);
+  if (cancel_ != nullptr) {
+    PQfreeCancel(cancel_);
+    cancel_ = nullptr;
+  }
+  // After a failure the session may be inside the chunk's transaction.
+  if (!status.ok()) conn_.reset();
+  if (!status.ok() && !stop_) {
+    spdlog::debug("postgres: Snapshot reader failed source={} error=\"{}\"", source_name_,
+                  status.message());
+    failure_ = std::move(status);
+  }
+  running_ = false;
+  changed_.notify_all();
+}
+
+Result<SnapshotChunk> SnapshotReader::ReadChunk(
+    const SnapshotReadJob& job, uint64_t serial,
+    std::optional<std::vector<std::string>>& after_key) {
+  PgConnection& conn = *conn_;
+  const CatalogTable& table = job.table;
+  SnapshotChunk chunk;
+  chunk.serial = serial;
+  // One round trip: the chunk's transaction, then its high watermark in a transaction of its
+  // own, after the SELECT's snapshot. Within the chunk's transaction, after the SELECT (whose
+  // lock keeps ALTER TABLE out until COMMIT):
+  // - the columns as the catalog has them now, to compare with those reading began with;
+  // - transactions that wrote their commit record before the previous watermark yet became
+  //   visible only after the SELECT took its snapshot (still finishing their commit, e.g.
+  //   waiting for a synchronous standby): the stream delivers them before the chunk's window,
+  //   newer than the chunk. They are committed in the commit log but invisible to the snapshot;
+  //   when there is one, the chunk is read again.
+  const std::string sql =
+      "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; " +
+      ChunkQuery(conn, table, after_key, job.until_key, job.chunk_rows + 1) +
+      fmt::format(
+          "; SELECT (SELECT string_agg(octet_length(a.attname) || ':' || a.attname || ':' || "
+          "a.atttypid || ':' || a.atttypmod, ',' ORDER BY a.attnum) FROM pg_attribute a "
+          "WHERE a.attrelid = {} AND a.attnum > 0 AND NOT a.attisdropped AND "
+          "a.attgenerated = ''), (SELECT count(*) FROM pg_snapshot_xip(pg_current_snapshot()) "
+          "AS x WHERE pg_xact_status(x) = 'committed'); COMMIT; ",
+          table.oid) +
+      "SELECT pg_logical_emit_message(true, " + conn.QuoteLiteral(kMessagePrefix) + ", " +
+      conn.QuoteLiteral(
+          WatermarkMessage(source_name_, "high", job.chunk_id_prefix + std::to_string(serial))) +
+      ")";
+  if (PQsendQuery(conn.get(), sql.c_str()) != 1) {
+    return ClassifyPgError(conn.get(), nullptr, "snapshot chunk query failed");
+  }
+  std::vector<PgResult> tuples;  // the chunk's rows, the check, the watermark
+  Status failure;
+  bool changed = false;
+  while (PgResult result{PQgetResult(conn.get())}) {
+    const ExecStatusType status = PQresultStatus(result.get());
+    if (status == PGRES_TUPLES_OK) {
+      tuples.push_back(std::move(result));
+    } else if (status != PGRES_COMMAND_OK && failure.ok() && !changed) {
+      const char* state = PQresultErrorField(result.get(), PG_DIAG_SQLSTATE);
+      // undefined_table, undefined_column: dropped or altered since reading began.
+      changed = state != nullptr &&
+                (std::string_view(state) == "42P01" || std::string_view(state) == "42703");
+      if (!changed) failure = ClassifyPgError(conn.get(), result.get(), "snapshot chunk failed");
+    }
+  }
+  RETURN_IF_ERROR(failure);
+  if (!changed && tuples.size() != 3) {
+    return Status::Fatal(
+        fmt::format("postgres: the snapshot chunk query returned {} row sets, expected 3 (a bug)",
+                    tuples.size()));
+  }
+  if (!changed) {
+    std::string columns;
+    for (const CatalogColumn& column : table.columns) {
+      if (!columns.empty()) columns += ',';
+      columns += fmt::format("{}:{}:{}:{}", column.name.size(), column.name, column.type_oid,
+                             column.type_modifier);
+    }
+    changed = columns != PQgetvalue(tuples[1].get(), 0, 0);
+  }
+  if (changed) {
+    // A failed statement left the chunk's transaction open, aborted; else it committed.
+    if (tuples.size() != 3) {
+      PgResult ended(PQexec(conn.get(), "ROLLBACK"));
+    }
+    chunk.changed = true;
+    return chunk;
+  }
+  PgResult& rows = tuples[0];
+  const int count = PQntuples(rows.get());
+  chunk.more = !table.primary_key.empty() && static_cast<size_t>(count) > job.chunk_rows;
+  chunk.row_count = chunk.more ? static_cast<int>(job.chunk_rows) : count;
+  chunk.racing = std::string_view(PQgetvalue(tuples[1].get(), 0, 1)) != "0";
+  if (chunk.more) {
+    std::vector<std::string> key;
+    key.reserve(table.primary_key.size());
+    for (size_t column : table.primary_key) {
+      key.emplace_back(PQgetvalue(rows.get(), chunk.row_count - 1, static_cast<int>(column)));
+    }
+    after_key = std::move(key);
+  }
+  chunk.rows = std::move(rows);
+  return chunk;
+}
+
+}  // namespace tributary::postgres
