@@ -30,7 +30,6 @@ for tool in /usr/lib/postgresql/15/bin/pg_ctl /usr/bin/psql /usr/bin/time; do
 done
 find_agent
 
-pgbin=/usr/lib/postgresql/15/bin
 work=$(mktemp -d /tmp/tributary-bench-XXXXXX)
 chmod 755 "$work"
 agent_pid=
@@ -38,20 +37,14 @@ cleanup() {
   local status=$?
   trap - ERR
   [ -z "$agent_pid" ] || { kill "$agent_pid" 2>/dev/null; wait "$agent_pid" 2>/dev/null || true; }
-  as_pg "$pgbin/pg_ctl" -D "$work/pg" -m immediate -w stop >/dev/null 2>&1 || true
+  stop_pg
   rm -rf "$work"
   exit "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-find_free_port
-[ "$(id -u)" -ne 0 ] || chown postgres: "$work"
-as_pg "$pgbin/initdb" -D "$work/pg" -A trust -U postgres --no-sync >/dev/null
-as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w start -o \
-  "-c port=$port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work -c wal_level=logical" \
-  >/dev/null || { cat "$work/pg.log" >&2; fail "PostgreSQL did not start"; }
-sql() { command psql -X -q -v ON_ERROR_STOP=1 -tA -h 127.0.0.1 -p "$port" -U postgres -d postgres "$@"; }
+start_pg
 
 log "Loading $rows rows"
 sql -c "CREATE TABLE public.bench (id int PRIMARY KEY, qty int, price numeric(12,2), note text, at timestamptz)" \
@@ -73,7 +66,7 @@ state_dir: $run/state
 sources:
   - name: bench
     type: postgres
-    dsn: "host=127.0.0.1 port=$port dbname=postgres user=postgres"
+    dsn: "$dsn"
     tables: [public.bench]
     snapshot: initial
     slot: bench_slot_$i
