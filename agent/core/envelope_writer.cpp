@@ -9,6 +9,11 @@
 #include "agent/core/text_append.h"
 
 namespace tributary {
+
+// std::string::append of a bare literal calls strlen at run time (libstdc++ instantiates it out
+// of line): the writer's literals are string_views, their lengths known when compiled.
+using namespace std::string_view_literals;
+
 namespace {
 
 // The source.snapshot member with its neighbours' punctuation, ready to append.
@@ -48,25 +53,25 @@ void AppendEscape(unsigned char c, std::string& out) {
   static constexpr char kHex[] = "0123456789abcdef";
   switch (c) {
     case '"':
-      out.append("\\\"");
+      out.append("\\\""sv);
       return;
     case '\\':
-      out.append("\\\\");
+      out.append("\\\\"sv);
       return;
     case '\b':
-      out.append("\\b");
+      out.append("\\b"sv);
       return;
     case '\f':
-      out.append("\\f");
+      out.append("\\f"sv);
       return;
     case '\n':
-      out.append("\\n");
+      out.append("\\n"sv);
       return;
     case '\r':
-      out.append("\\r");
+      out.append("\\r"sv);
       return;
     case '\t':
-      out.append("\\t");
+      out.append("\\t"sv);
       return;
     default: {
       const char escaped[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
@@ -82,18 +87,18 @@ int64_t MicrosToMillis(int64_t micros) { return micros / 1000 - (micros % 1000 <
 // an LSN of 0 (none, e.g. in snapshot reads), as Debezium writes it.
 void AppendSequenceLsn(uint64_t lsn, std::string& out) {
   if (lsn == 0) {
-    out.append("null");
+    out.append("null"sv);
     return;
   }
-  out.append("\\\"");
+  out.append("\\\""sv);
   AppendNumber(lsn, out);
-  out.append("\\\"");
+  out.append("\\\""sv);
 }
 
 // A text member from Batch::arena, or null.
 void AppendOptionalText(const Batch& batch, const Value& value, std::string& out) {
   if (value.kind == ValueKind::kNull) {
-    out.append("null");
+    out.append("null"sv);
   } else {
     AppendJsonString(batch.Text(value), out);
   }
@@ -102,25 +107,25 @@ void AppendOptionalText(const Batch& batch, const Value& value, std::string& out
 // Debezium's MySQL / MariaDB source members after `db`.
 void WriteBinlogSource(const Batch& batch, const Event& event, std::string& out) {
   const SourceMeta& meta = event.meta;
-  out.append(",\"table\":");
+  out.append(",\"table\":"sv);
   AppendJsonString(event.table->table, out);
-  out.append(",\"server_id\":");
+  out.append(",\"server_id\":"sv);
   AppendNumber(meta.server_id, out);
-  out.append(",\"gtid\":");
+  out.append(",\"gtid\":"sv);
   AppendOptionalText(batch, meta.gtid, out);
-  out.append(",\"file\":");
+  out.append(",\"file\":"sv);
   AppendOptionalText(batch, meta.binlog_file, out);
-  out.append(",\"pos\":");
+  out.append(",\"pos\":"sv);
   AppendNumber(meta.binlog_pos, out);
-  out.append(",\"row\":");
+  out.append(",\"row\":"sv);
   AppendNumber(meta.binlog_row, out);
-  out.append(",\"thread\":");
+  out.append(",\"thread\":"sv);
   if (meta.thread_id != 0) {
     AppendNumber(meta.thread_id, out);
   } else {
-    out.append("null");
+    out.append("null"sv);
   }
-  out.append(",\"query\":null");
+  out.append(",\"query\":null"sv);
 }
 
 // "schema.table" (PostgreSQL) or "db.table" (MySQL): the name schema versions are kept under.
@@ -136,12 +141,12 @@ std::string DebeziumTableId(const TableSchema& table) {
   return id;
 }
 
-void AppendBool(bool value, std::string& out) { out.append(value ? "true" : "false"); }
+void AppendBool(bool value, std::string& out) { out.append(value ? "true"sv : "false"sv); }
 
 // A text member, or null when empty.
 void AppendTextOrNull(const std::string& text, std::string& out) {
   if (text.empty()) {
-    out.append("null");
+    out.append("null"sv);
   } else {
     AppendJsonString(text, out);
   }
@@ -195,6 +200,17 @@ void AppendJsonString(std::string_view text, std::string& out) {
 
 EnvelopeWriter::EnvelopeWriter() = default;
 
+void EnvelopeWriter::AppendTimestamps(int64_t us, TimestampText& cache, std::string& out) {
+  if (cache.us != us) {
+    cache.us = us;
+    cache.text.assign(",\"ts_ms\":");
+    AppendNumber(MicrosToMillis(us), cache.text);
+    cache.text.append(",\"ts_us\":"sv);
+    AppendNumber(us, cache.text);
+  }
+  out.append(cache.text);
+}
+
 void EnvelopeWriter::Write(const Batch& batch, const Event& event, int64_t now_us,
                            std::string& out) {
   WriteEnvelope(batch, event, now_us, nullptr, out);
@@ -202,9 +218,9 @@ void EnvelopeWriter::Write(const Batch& batch, const Event& event, int64_t now_u
 
 void EnvelopeWriter::WriteConnect(const Batch& batch, const Event& event, int64_t now_us,
                                   const ConnectSchemas& schemas, std::string& out) {
-  out.append("{\"schema\":");
+  out.append("{\"schema\":"sv);
   out.append(schemas.value);
-  out.append(",\"payload\":");
+  out.append(",\"payload\":"sv);
   WriteEnvelope(batch, event, now_us, &schemas, out);
   out.push_back('}');
 }
@@ -213,38 +229,35 @@ void EnvelopeWriter::WriteEnvelope(const Batch& batch, const Event& event, int64
                                    const ConnectSchemas* connect, std::string& out) {
   assert(event.table != nullptr);
   const bool truncate = event.op == Op::kTruncate;
-  out.append("{\"before\":");
+  out.append("{\"before\":"sv);
   if (event.before && !truncate) {
     WriteRow(batch, *event.table, *event.before, /*keys_only=*/false, connect, out);
   } else {
-    out.append("null");
+    out.append("null"sv);
   }
-  out.append(",\"after\":");
+  out.append(",\"after\":"sv);
   if (event.after && !truncate) {
     WriteRow(batch, *event.table, *event.after, /*keys_only=*/false, connect, out);
   } else {
-    out.append("null");
+    out.append("null"sv);
   }
-  out.append(",\"source\":");
+  out.append(",\"source\":"sv);
   WriteSource(batch, event, out);
-  out.append(",\"op\":\"");
+  out.append(",\"op\":\""sv);
   out.push_back(static_cast<char>(event.op));
   out.push_back('"');
-  out.append(",\"ts_ms\":");
-  AppendNumber(MicrosToMillis(now_us), out);
-  out.append(",\"ts_us\":");
-  AppendNumber(now_us, out);
+  AppendTimestamps(now_us, written_at_, out);
   if (event.transaction.id.kind == ValueKind::kNull) {
-    out.append(",\"transaction\":null}");
+    out.append(",\"transaction\":null}"sv);
     return;
   }
-  out.append(",\"transaction\":{\"id\":");
+  out.append(",\"transaction\":{\"id\":"sv);
   AppendJsonString(batch.Text(event.transaction.id), out);
-  out.append(",\"total_order\":");
+  out.append(",\"total_order\":"sv);
   AppendNumber(event.transaction.total_order, out);
-  out.append(",\"data_collection_order\":");
+  out.append(",\"data_collection_order\":"sv);
   AppendNumber(event.transaction.data_collection_order, out);
-  out.append("}}");
+  out.append("}}"sv);
 }
 
 void EnvelopeWriter::WriteKey(const Batch& batch, const Event& event, std::string& out) {
@@ -254,7 +267,7 @@ void EnvelopeWriter::WriteKey(const Batch& batch, const Event& event, std::strin
   const bool has_key =
       std::any_of(columns.begin(), columns.end(), [](const ColumnSchema& c) { return c.key; });
   if (event.op == Op::kTruncate || !image || !has_key) {
-    out.append("null");
+    out.append("null"sv);
     return;
   }
   WriteRow(batch, *event.table, *image, /*keys_only=*/true, nullptr, out);
@@ -264,12 +277,12 @@ void EnvelopeWriter::WriteConnectKey(const Batch& batch, const Event& event,
                                      const ConnectSchemas& schemas, std::string& out) {
   const std::optional<uint32_t>& image = event.op == Op::kDelete ? event.before : event.after;
   if (event.op == Op::kTruncate || !image || schemas.key.empty()) {
-    out.append("null");
+    out.append("null"sv);
     return;
   }
-  out.append("{\"schema\":");
+  out.append("{\"schema\":"sv);
   out.append(schemas.key);
-  out.append(",\"payload\":");
+  out.append(",\"payload\":"sv);
   WriteRow(batch, *event.table, *image, /*keys_only=*/true, &schemas, out);
   out.push_back('}');
 }
@@ -290,7 +303,7 @@ void EnvelopeWriter::WriteRow(const Batch& batch, const TableSchema& table, uint
     const Value& value = batch.values[first + i];
     switch (value.kind) {
       case ValueKind::kNull:
-        out.append("null");
+        out.append("null"sv);
         break;
       case ValueKind::kUnavailable:
         out.append(connect != nullptr && connect->columns[i].bytes ? kUnavailableBase64
@@ -314,48 +327,45 @@ void EnvelopeWriter::WriteRow(const Batch& batch, const TableSchema& table, uint
 void EnvelopeWriter::WriteSource(const Batch& batch, const Event& event, std::string& out) {
   const TableSchema& table = *event.table;
   const SourceMeta& meta = event.meta;
-  out.append("{\"version\":\"" TRIBUTARY_VERSION "\",\"connector\":");
+  out.append("{\"version\":\"" TRIBUTARY_VERSION "\",\"connector\":"sv);
   AppendJsonString(table.connector, out);
-  out.append(",\"name\":");
+  out.append(",\"name\":"sv);
   AppendJsonString(table.source, out);
-  out.append(",\"ts_ms\":");
-  AppendNumber(MicrosToMillis(meta.commit_ts_us), out);
-  out.append(",\"ts_us\":");
-  AppendNumber(meta.commit_ts_us, out);
+  AppendTimestamps(meta.commit_ts_us, committed_at_, out);
   out.append(SnapshotField(meta.snapshot));
   AppendJsonString(table.database, out);
   if (table.connector == kPostgresConnector) {
     // Debezium's sequence: a JSON array of the commit and change LSNs, serialized as a string.
-    out.append(",\"sequence\":\"[");
+    out.append(",\"sequence\":\"["sv);
     AppendSequenceLsn(meta.commit_lsn, out);
     out.push_back(',');
     AppendSequenceLsn(meta.lsn, out);
-    out.append("]\",\"schema\":");
+    out.append("]\",\"schema\":"sv);
     AppendJsonString(table.schema, out);
-    out.append(",\"table\":");
+    out.append(",\"table\":"sv);
     AppendJsonString(table.table, out);
-    out.append(",\"txId\":");
+    out.append(",\"txId\":"sv);
     if (meta.txid != 0) {
       AppendNumber(meta.txid, out);
     } else {
-      out.append("null");
+      out.append("null"sv);
     }
-    out.append(",\"lsn\":");
+    out.append(",\"lsn\":"sv);
     if (meta.lsn != 0) {
       AppendNumber(meta.lsn, out);
     } else {
-      out.append("null");
+      out.append("null"sv);
     }
-    out.append(",\"xmin\":null");
+    out.append(",\"xmin\":null"sv);
   } else if (table.connector == kMysqlConnector || table.connector == kMariadbConnector) {
     WriteBinlogSource(batch, event, out);
   } else {
-    out.append(",\"table\":");
+    out.append(",\"table\":"sv);
     AppendJsonString(table.table, out);
   }
-  out.append(",\"schema_version\":");
+  out.append(",\"schema_version\":"sv);
   AppendNumber(table.version, out);
-  out.append(",\"position\":");
+  out.append(",\"position\":"sv);
   AppendJsonString(batch.Text(event.position), out);
   // Masking covers table columns: a message passes through it unchanged, so names no policy.
   if (batch.masking_policy != nullptr && event.op != Op::kMessage) {
@@ -374,84 +384,84 @@ void EnvelopeWriter::WriteSource(const Batch& batch, const Event& event, std::st
 void EnvelopeWriter::WriteSchemaChange(const Batch& batch, const Event& event, std::string& out) {
   assert(event.table != nullptr);
   const TableSchema& table = *event.table;
-  out.append("{\"source\":");
+  out.append("{\"source\":"sv);
   WriteSource(batch, event, out);
-  out.append(",\"databaseName\":");
+  out.append(",\"databaseName\":"sv);
   AppendJsonString(table.database, out);
-  out.append(",\"schemaName\":");
+  out.append(",\"schemaName\":"sv);
   AppendTextOrNull(table.schema, out);
-  out.append(",\"ddl\":");
+  out.append(",\"ddl\":"sv);
   AppendTextOrNull(table.ddl, out);
   // Debezium's part: one table change in its shape.
-  out.append(",\"tableChanges\":[{\"type\":");
+  out.append(",\"tableChanges\":[{\"type\":"sv);
   out.append(table.dropped ? "\"DROP\"" : table.previous_version == 0 ? "\"CREATE\"" : "\"ALTER\"");
-  out.append(",\"id\":");
+  out.append(",\"id\":"sv);
   AppendJsonString(DebeziumTableId(table), out);
-  out.append(",\"table\":{\"primaryKeyColumnNames\":");
+  out.append(",\"table\":{\"primaryKeyColumnNames\":"sv);
   AppendKeyColumnNames(table, out);
-  out.append(",\"columns\":[");
+  out.append(",\"columns\":["sv);
   for (size_t i = 0; i < table.columns.size(); ++i) {
     const ColumnSchema& column = table.columns[i];
     if (i > 0) out.push_back(',');
-    out.append("{\"name\":");
+    out.append("{\"name\":"sv);
     AppendJsonString(column.name, out);
-    out.append(",\"typeName\":");
+    out.append(",\"typeName\":"sv);
     AppendJsonString(column.type_name, out);
-    out.append(",\"position\":");
+    out.append(",\"position\":"sv);
     AppendNumber(i + 1, out);
-    out.append(",\"optional\":");
+    out.append(",\"optional\":"sv);
     AppendBool(column.nullable, out);
     out.push_back('}');
   }
-  out.append("]}}]");
+  out.append("]}}]"sv);
   // Tributary's part: the registry's view of the version.
-  out.append(",\"table\":");
+  out.append(",\"table\":"sv);
   AppendJsonString(QualifiedName(table), out);
-  out.append(",\"version\":");
+  out.append(",\"version\":"sv);
   AppendNumber(table.version, out);
-  out.append(",\"previous_version\":");
+  out.append(",\"previous_version\":"sv);
   AppendNumber(table.previous_version, out);
-  out.append(",\"compatible\":");
+  out.append(",\"compatible\":"sv);
   AppendBool(table.compatible, out);
-  out.append(",\"problems\":[");
+  out.append(",\"problems\":["sv);
   for (size_t i = 0; i < table.problems.size(); ++i) {
     if (i > 0) out.push_back(',');
     AppendJsonString(table.problems[i], out);
   }
-  out.append("],\"dropped\":");
+  out.append("],\"dropped\":"sv);
   AppendBool(table.dropped, out);
-  out.append(",\"columns\":[");
+  out.append(",\"columns\":["sv);
   for (size_t i = 0; i < table.columns.size(); ++i) {
     const ColumnSchema& column = table.columns[i];
     if (i > 0) out.push_back(',');
-    out.append("{\"name\":");
+    out.append("{\"name\":"sv);
     AppendJsonString(column.name, out);
-    out.append(",\"type\":");
+    out.append(",\"type\":"sv);
     AppendJsonString(column.type_name, out);
-    out.append(",\"canonical_type\":");
+    out.append(",\"canonical_type\":"sv);
     AppendJsonString(column.canonical_type, out);
-    out.append(",\"nullable\":");
+    out.append(",\"nullable\":"sv);
     AppendBool(column.nullable, out);
-    out.append(",\"key\":");
+    out.append(",\"key\":"sv);
     AppendBool(column.key, out);
-    out.append(",\"position\":");
+    out.append(",\"position\":"sv);
     AppendNumber(i + 1, out);
     out.push_back('}');
   }
-  out.append("],\"primary_key\":");
+  out.append("],\"primary_key\":"sv);
   AppendKeyColumnNames(table, out);
-  out.append(",\"position\":");
+  out.append(",\"position\":"sv);
   AppendJsonString(batch.Text(event.position), out);
-  out.append(",\"ts_ms\":");
+  out.append(",\"ts_ms\":"sv);
   AppendNumber(MicrosToMillis(event.meta.commit_ts_us), out);
   out.push_back('}');
 }
 
 void EnvelopeWriter::WriteSchemaChangeKey(const Event& event, std::string& out) {
   assert(event.table != nullptr);
-  out.append("{\"source\":");
+  out.append("{\"source\":"sv);
   AppendJsonString(event.table->source, out);
-  out.append(",\"table\":");
+  out.append(",\"table\":"sv);
   AppendJsonString(QualifiedName(*event.table), out);
   out.push_back('}');
 }
@@ -465,18 +475,18 @@ void EnvelopeWriter::WriteConnectSchemaChange(const Batch& batch, const Event& e
                  .emplace(event.table->connector, SchemaChangeValueConnectSchema(*event.table))
                  .first;
   }
-  out.append("{\"schema\":");
+  out.append("{\"schema\":"sv);
   out.append(schema->second);
-  out.append(",\"payload\":");
+  out.append(",\"payload\":"sv);
   WriteSchemaChange(batch, event, out);
   out.push_back('}');
 }
 
 void EnvelopeWriter::WriteConnectSchemaChangeKey(const Event& event, std::string& out) {
   if (schema_change_key_schema_.empty()) schema_change_key_schema_ = SchemaChangeKeyConnectSchema();
-  out.append("{\"schema\":");
+  out.append("{\"schema\":"sv);
   out.append(schema_change_key_schema_);
-  out.append(",\"payload\":");
+  out.append(",\"payload\":"sv);
   WriteSchemaChangeKey(event, out);
   out.push_back('}');
 }
@@ -486,41 +496,41 @@ void EnvelopeWriter::WriteTransaction(const Batch& batch, const Event& event, st
   assert(end || event.op == Op::kTransactionBegin);
   out.append(end ? "{\"status\":\"END\",\"id\":" : "{\"status\":\"BEGIN\",\"id\":");
   AppendJsonString(batch.Text(event.transaction.id), out);
-  out.append(",\"ts_ms\":");
+  out.append(",\"ts_ms\":"sv);
   AppendNumber(MicrosToMillis(event.meta.commit_ts_us), out);
   if (end && event.after && *event.after < batch.values.size()) {
-    out.append(",\"event_count\":");
+    out.append(",\"event_count\":"sv);
     AppendNumber(event.transaction.total_order, out);
-    out.append(",\"data_collections\":");
+    out.append(",\"data_collections\":"sv);
     out.append(batch.Text(batch.values[*event.after]));
   } else {
-    out.append(",\"event_count\":null,\"data_collections\":null");
+    out.append(",\"event_count\":null,\"data_collections\":null"sv);
   }
-  out.append(",\"position\":");
+  out.append(",\"position\":"sv);
   AppendJsonString(batch.Text(event.position), out);
   out.push_back('}');
 }
 
 void EnvelopeWriter::WriteTransactionKey(const Batch& batch, const Event& event, std::string& out) {
-  out.append("{\"id\":");
+  out.append("{\"id\":"sv);
   AppendJsonString(batch.Text(event.transaction.id), out);
   out.push_back('}');
 }
 
 void EnvelopeWriter::WriteConnectTransaction(const Batch& batch, const Event& event,
                                              std::string& out) {
-  out.append("{\"schema\":");
+  out.append("{\"schema\":"sv);
   out.append(kTransactionValueSchema);
-  out.append(",\"payload\":");
+  out.append(",\"payload\":"sv);
   WriteTransaction(batch, event, out);
   out.push_back('}');
 }
 
 void EnvelopeWriter::WriteConnectTransactionKey(const Batch& batch, const Event& event,
                                                 std::string& out) {
-  out.append("{\"schema\":");
+  out.append("{\"schema\":"sv);
   out.append(kTransactionKeySchema);
-  out.append(",\"payload\":");
+  out.append(",\"payload\":"sv);
   WriteTransactionKey(batch, event, out);
   out.push_back('}');
 }
@@ -528,22 +538,20 @@ void EnvelopeWriter::WriteConnectTransactionKey(const Batch& batch, const Event&
 void EnvelopeWriter::WriteMessage(const Batch& batch, const Event& event, int64_t now_us,
                                   std::string& out) {
   assert(event.op == Op::kMessage && event.after && *event.after + 1 < batch.values.size());
-  out.append("{\"source\":");
+  out.append("{\"source\":"sv);
   WriteSource(batch, event, out);
-  out.append(",\"op\":\"m\",\"ts_ms\":");
-  AppendNumber(MicrosToMillis(now_us), out);
-  out.append(",\"ts_us\":");
-  AppendNumber(now_us, out);
-  out.append(",\"message\":{\"prefix\":");
+  out.append(",\"op\":\"m\""sv);
+  AppendTimestamps(now_us, written_at_, out);
+  out.append(",\"message\":{\"prefix\":"sv);
   AppendJsonString(batch.Text(batch.values[*event.after]), out);
-  out.append(",\"content\":\"");
+  out.append(",\"content\":\""sv);
   AppendBase64(batch.Text(batch.values[*event.after + 1]), out);
-  out.append("\"}}");
+  out.append("\"}}"sv);
 }
 
 void EnvelopeWriter::WriteMessageKey(const Batch& batch, const Event& event, std::string& out) {
   assert(event.op == Op::kMessage && event.after && *event.after < batch.values.size());
-  out.append("{\"prefix\":");
+  out.append("{\"prefix\":"sv);
   AppendJsonString(batch.Text(batch.values[*event.after]), out);
   out.push_back('}');
 }
@@ -551,9 +559,9 @@ void EnvelopeWriter::WriteMessageKey(const Batch& batch, const Event& event, std
 void EnvelopeWriter::WriteConnectMessage(const Batch& batch, const Event& event, int64_t now_us,
                                          std::string& out) {
   if (message_schema_.empty()) message_schema_ = MessageValueConnectSchema(*event.table);
-  out.append("{\"schema\":");
+  out.append("{\"schema\":"sv);
   out.append(message_schema_);
-  out.append(",\"payload\":");
+  out.append(",\"payload\":"sv);
   WriteMessage(batch, event, now_us, out);
   out.push_back('}');
 }
@@ -561,9 +569,9 @@ void EnvelopeWriter::WriteConnectMessage(const Batch& batch, const Event& event,
 void EnvelopeWriter::WriteConnectMessageKey(const Batch& batch, const Event& event,
                                             std::string& out) {
   if (message_key_schema_.empty()) message_key_schema_ = MessageKeyConnectSchema(*event.table);
-  out.append("{\"schema\":");
+  out.append("{\"schema\":"sv);
   out.append(message_key_schema_);
-  out.append(",\"payload\":");
+  out.append(",\"payload\":"sv);
   WriteMessageKey(batch, event, out);
   out.push_back('}');
 }
