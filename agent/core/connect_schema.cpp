@@ -184,6 +184,19 @@ void AppendSourceSchema(const TableSchema& table, std::string& out) {
   AppendSchema(out, "source", "struct", false, inner, SourceSchemaName(table));
 }
 
+// `source`, `op`, `ts_ms` and `ts_us`, each followed by a comma: the fields every value starts
+// with after its images.
+void AppendSourceOpAndTimes(const TableSchema& table, std::string& f) {
+  AppendSourceSchema(table, f);
+  f.push_back(',');
+  AppendPrimitive("string", false, "op", f);
+  f.push_back(',');
+  AppendPrimitive("int64", true, "ts_ms", f);
+  f.push_back(',');
+  AppendPrimitive("int64", true, "ts_us", f);
+  f.push_back(',');
+}
+
 // A struct of (name, type, optional) string/boolean/int fields, used by the schema-change value.
 struct PlainField {
   std::string_view name;
@@ -231,14 +244,7 @@ ConnectSchemas BuildConnectSchemas(const TableSchema& table, std::string_view to
     f.push_back(',');
     AppendSchema(f, "after", "struct", true, value_fields, value_name, table.version);
     f.push_back(',');
-    AppendSourceSchema(table, f);
-    f.push_back(',');
-    AppendPrimitive("string", false, "op", f);
-    f.push_back(',');
-    AppendPrimitive("int64", true, "ts_ms", f);
-    f.push_back(',');
-    AppendPrimitive("int64", true, "ts_us", f);
-    f.push_back(',');
+    AppendSourceOpAndTimes(table, f);
     const std::string block = PlainStruct(std::array<PlainField, 3>{
         {{"id", "string"}, {"total_order", "int64"}, {"data_collection_order", "int64"}}});
     AppendSchema(f, "transaction", "struct", true, block, "event.block", 1);
@@ -352,14 +358,7 @@ std::string MessageValueConnectSchema(const TableSchema& table) {
   const std::string message =
       PlainStruct(std::array<PlainField, 2>{{{"prefix", "string"}, {"content", "bytes"}}});
   const std::string fields = StructFields([&](std::string& f) {
-    AppendSourceSchema(table, f);
-    f.push_back(',');
-    AppendPrimitive("string", false, "op", f);
-    f.push_back(',');
-    AppendPrimitive("int64", true, "ts_ms", f);
-    f.push_back(',');
-    AppendPrimitive("int64", true, "ts_us", f);
-    f.push_back(',');
+    AppendSourceOpAndTimes(table, f);
     AppendSchema(f, "message", "struct", false, message,
                  "io.debezium.connector." + table.connector + ".Message");
   });
