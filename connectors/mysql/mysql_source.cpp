@@ -619,6 +619,9 @@ Status MysqlSource::HandleEvent(std::string_view bytes, Batch& batch, bool& comm
       MariaGtidEvent gtid;
       RETURN_IF_ERROR(DecodeMariaGtid(event.body, gtid));
       txn_gtid_ = MariaGtid{gtid.domain, header.server_id, gtid.sequence};
+      txn_gtid_text_ = txn_gtid_.server_id != 0 || txn_gtid_.sequence != 0
+                           ? FormatMariaGtid(txn_gtid_)
+                           : std::string();
       standalone_ = gtid.standalone();
       in_transaction_ = true;
       txn_thread_ = 0;
@@ -690,6 +693,7 @@ void MysqlSource::Commit(uint64_t next_pos, Batch& batch) {
   batch.commit_position = FormatCheckpoint(BinlogCheckpoint{file_, next_pos, std::move(gtids)});
   batch.ends_inside_transaction = false;
   txn_gtid_ = MariaGtid{};
+  txn_gtid_text_.clear();
   txn_mysql_gtid_.clear();
 }
 
@@ -835,11 +839,8 @@ void MysqlSource::StartEvent(Event& event, const RawEvent& raw, uint64_t event_p
   event.meta.thread_id = txn_thread_;
   event.meta.binlog_file = batch.AddValue(ValueKind::kString, file_);
   batch.ends_inside_transaction = in_transaction_;
-  if (mariadb_ && (txn_gtid_.server_id != 0 || txn_gtid_.sequence != 0)) {
-    const auto offset = static_cast<uint32_t>(batch.arena.size());
-    batch.arena += FormatMariaGtid(txn_gtid_);
-    event.meta.gtid =
-        Value{offset, static_cast<uint32_t>(batch.arena.size() - offset), ValueKind::kString};
+  if (mariadb_ && !txn_gtid_text_.empty()) {
+    event.meta.gtid = batch.AddValue(ValueKind::kString, txn_gtid_text_);
   } else if (!txn_mysql_gtid_.empty()) {
     event.meta.gtid = batch.AddValue(ValueKind::kString, txn_mysql_gtid_);
   }

@@ -128,6 +128,7 @@ class MysqlSource : public Source {
   bool in_transaction_ = false;
   bool standalone_ = false;
   MariaGtid txn_gtid_;
+  std::string txn_gtid_text_;  // txn_gtid_ formatted, once per transaction; empty: none
   std::string txn_mysql_gtid_;
   uint32_t txn_thread_ = 0;
 };
