@@ -326,6 +326,8 @@ ConnectReport CheckConnections(const AgentConfig& config) {
   ConnectReport report;
   // The tables each sink will get events of, for the topics a Kafka sink writes.
   std::map<std::string, std::vector<TableSchema>> tables_by_sink;
+  // Topics of a source rather than of a table: transaction metadata, logical decoding messages.
+  std::map<std::string, std::vector<std::string>> source_topics_by_sink;
   for (size_t i = 0; i < config.sources.size(); ++i) {
     const SourceConfig& source = config.sources[i];
     const std::string path = fmt::format("sources[{}]", i);
@@ -339,6 +341,10 @@ ConnectReport CheckConnections(const AgentConfig& config) {
       for (const CatalogTable& table : captured) {
         tables_by_sink[sink].push_back(TopicTable(source, table));
       }
+      if (source.transaction_metadata)
+        source_topics_by_sink[sink].push_back(source.name + ".transaction");
+      if (!source.logical_messages.empty())
+        source_topics_by_sink[sink].push_back(source.name + ".message");
     }
   }
   for (size_t i = 0; i < config.sinks.size(); ++i) {
@@ -348,7 +354,8 @@ ConnectReport CheckConnections(const AgentConfig& config) {
       CheckFileSink(sink, path, report);
     } else if (sink.type == "kafka") {
       KafkaClusterReport kafka =
-          CheckKafkaCluster(KafkaOptionsFor(sink), tables_by_sink[sink.name], path, kKafkaTimeout);
+          CheckKafkaCluster(KafkaOptionsFor(sink), tables_by_sink[sink.name],
+                            source_topics_by_sink[sink.name], path, kKafkaTimeout);
       report.problems.insert(report.problems.end(), kafka.problems.begin(), kafka.problems.end());
       report.notes.insert(report.notes.end(), kafka.notes.begin(), kafka.notes.end());
     }

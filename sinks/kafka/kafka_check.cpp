@@ -37,6 +37,7 @@ struct MetadataCloser {
 
 KafkaClusterReport CheckKafkaCluster(const KafkaSinkOptions& options,
                                      const std::vector<TableSchema>& tables,
+                                     const std::vector<std::string>& source_topics,
                                      const std::string& path, std::chrono::milliseconds timeout) {
   KafkaClusterReport report;
   FirstError first_error;
@@ -85,6 +86,7 @@ KafkaClusterReport CheckKafkaCluster(const KafkaSinkOptions& options,
   for (const TableSchema& table : tables) {
     for (std::string& topic : KafkaTopicsFor(options, table)) wanted.insert(std::move(topic));
   }
+  wanted.insert(source_topics.begin(), source_topics.end());
   if (!options.dlq_topic.empty()) wanted.insert(options.dlq_topic);
   if (options.exactly_once) wanted.insert(options.offsets_topic);
   for (const std::string& topic : wanted) {

@@ -148,7 +148,8 @@ BOOST_AUTO_TEST_CASE(validate_connect_checks_kafka_brokers_and_topics) {
     const fs::path path = dir.path() / "kafka.yaml";
     std::ofstream(path) << fmt::format(
         "state_dir: {}\nsources:\n  - {{name: shop, type: postgres, dsn: \"{}\", tables: "
-        "[public.orders, public.items], snapshot: never, sinks: [bus]}}\nsinks:\n  - {{name: "
+        "[public.orders, public.items], snapshot: never, transaction_metadata: true, "
+        "logical_messages: [audit], sinks: [bus]}}\nsinks:\n  - {{name: "
         "bus, type: kafka, brokers: \"{}\", dlq_topic: shop.dlq, exactly_once: true}}\n",
         (dir.path() / "state").string(), pg->Dsn(), brokers);
     chmod(path.c_str(), 0600);
@@ -162,6 +163,8 @@ BOOST_AUTO_TEST_CASE(validate_connect_checks_kafka_brokers_and_topics) {
   BOOST_TEST(Contains(out, "sinks[0]: topic shop.schema-changes does not exist yet"), out);
   BOOST_TEST(Contains(out, "sinks[0]: topic shop.dlq does not exist yet"), out);
   BOOST_TEST(Contains(out, "sinks[0]: topic tributary.offsets does not exist yet"), out);
+  BOOST_TEST(Contains(out, "sinks[0]: topic shop.transaction does not exist yet"), out);
+  BOOST_TEST(Contains(out, "sinks[0]: topic shop.message does not exist yet"), out);
   BOOST_TEST(!Contains(out, "topic shop.public.orders"), out);
 
   Outcome down =
