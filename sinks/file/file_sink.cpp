@@ -15,11 +15,6 @@
 namespace tributary {
 namespace {
 
-// Where every source's schema-change events go (docs/events.md).
-constexpr std::string_view kSchemaChangeTopic = "{source}.schema-changes";
-constexpr std::string_view kTransactionTopic = "{source}.transaction";
-constexpr std::string_view kMessageTopic = "{source}.message";
-
 // The topic name for `table`, or kInvalidConfig for a bad template. The name becomes one
 // directory: a leading '.' is prefixed with '_' as well, since dot files are in-progress
 // segments and . and .. are not names.

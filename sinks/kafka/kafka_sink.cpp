@@ -40,12 +40,6 @@ constexpr size_t kTransactionBytes = 16 << 20;
 // Past this age a transaction commits even inside a source transaction: half librdkafka's
 // default transaction.timeout.ms, after which the coordinator would abort it.
 constexpr auto kMaxTransactionAge = std::chrono::seconds(30);
-// Where every source's schema-change events go (docs/events.md).
-constexpr std::string_view kSchemaChangeTopic = "{source}.schema-changes";
-// Where transaction BEGIN and END events go (docs/events.md, "Transaction metadata").
-constexpr std::string_view kTransactionTopic = "{source}.transaction";
-// Where logical decoding messages go (docs/events.md, "Logical decoding messages").
-constexpr std::string_view kMessageTopic = "{source}.message";
 
 // librdkafka settings a first-class option owns: setting them under `librdkafka:` would
 // silently change what the sink promises (delivery, partitioning, where it connects).
