@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include "agent/core/logging.h"
 
@@ -32,12 +33,18 @@ Pipeline::Pipeline(std::string name, std::unique_ptr<Source> source,
       sinks_(std::move(sinks)),
       transforms_(std::move(transforms)),
       checkpoints_(std::move(checkpoints)),
-      options_(options) {}
+      options_(options),
+      pool_(2 * options.batch_bytes) {}
 
 Status Pipeline::Run(const std::atomic<bool>& stop) {
   for (size_t i = 0; i < sinks_.size(); ++i) {
-    RETURN_IF_ERROR(
-        Checked(i, sinks_[i]->Open([this](uint64_t sequence) { tracker_.Ack(sequence); })));
+    workers_.push_back(std::make_unique<SinkWorker>(*sinks_[i], options_.max_queued_batches));
+    Status opened = Checked(i, workers_.back()->Open());
+    if (!opened.ok()) {
+      workers_.clear();
+      for (size_t j = 0; j < i; ++j) sinks_[j]->Close();
+      return opened;
+    }
   }
   std::mt19937 random(std::random_device{}());
   auto backoff = std::chrono::milliseconds(500);
@@ -69,6 +76,7 @@ Status Pipeline::Run(const std::atomic<bool>& stop) {
       break;
     }
   }
+  workers_.clear();
   for (auto& sink : sinks_) sink->Close();
   if (metrics_ != nullptr) {
     metrics_->SetState(status.ok() ? PipelineState::kStopped : PipelineState::kFailed,
@@ -82,6 +90,7 @@ Status Pipeline::RunOnce(const std::atomic<bool>& stop) {
   // sink that dropped them (an aborted Kafka transaction) never acks them, so they must not
   // hold the watermark back.
   tracker_ = AckTracker();
+  for (auto& worker : workers_) worker->Reset();
   ASSIGN_OR_RETURN(std::optional<std::string> checkpoint, checkpoints_.Load());
   spdlog::info("pipeline: Opening source source={} checkpoint={}", name_,
                checkpoint ? *checkpoint : "none");
@@ -103,11 +112,11 @@ Status Pipeline::RunOnce(const std::atomic<bool>& stop) {
 }
 
 Status Pipeline::Pump(const std::atomic<bool>& stop) {
-  Batch batch;
+  std::unique_ptr<Batch> batch;
   while (!stop.load()) {
     bool over_limit = false;
-    for (size_t i = 0; i < sinks_.size(); ++i) {
-      const size_t pending = sinks_[i]->PendingBytes();
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      const size_t pending = workers_[i]->PendingBytes();
       over_limit = over_limit || pending > options_.max_pending_bytes;
       if (metrics_ != nullptr) metrics_->SetPendingBytes(i, pending);
     }
@@ -115,19 +124,22 @@ Status Pipeline::Pump(const std::atomic<bool>& stop) {
     if (metrics_ != nullptr) metrics_->Beat();
     if (over_limit) {
       // Backpressure: nothing more is read until the sinks catch up.
-      for (size_t i = 0; i < sinks_.size(); ++i) RETURN_IF_ERROR(Checked(i, sinks_[i]->Flush()));
+      for (size_t i = 0; i < workers_.size(); ++i) {
+        RETURN_IF_ERROR(Checked(i, workers_[i]->Flush()));
+      }
       RETURN_IF_ERROR(AdvanceWatermark());
       continue;
     }
-    batch.Clear();
-    RETURN_IF_ERROR(source_->Poll(batch, options_.batch_bytes, std::chrono::milliseconds(100)));
-    if (!batch.empty()) {
-      batch.sequence = next_sequence_++;
-      for (auto& transform : transforms_) RETURN_IF_ERROR(transform->Apply(batch));
-      if (metrics_ != nullptr) metrics_->CountBatch(batch);
-      tracker_.Register(batch.sequence, batch.commit_position, static_cast<int>(sinks_.size()));
-      for (size_t i = 0; i < sinks_.size(); ++i) {
-        RETURN_IF_ERROR(Checked(i, sinks_[i]->Submit(batch)));
+    if (batch == nullptr) batch = pool_.Take();
+    RETURN_IF_ERROR(source_->Poll(*batch, options_.batch_bytes, std::chrono::milliseconds(100)));
+    if (!batch->empty()) {
+      batch->sequence = next_sequence_++;
+      for (auto& transform : transforms_) RETURN_IF_ERROR(transform->Apply(*batch));
+      if (metrics_ != nullptr) metrics_->CountBatch(*batch);
+      tracker_.Register(batch->sequence, batch->commit_position, static_cast<int>(workers_.size()));
+      std::shared_ptr<const Batch> shared = pool_.Share(std::exchange(batch, nullptr));
+      for (size_t i = 0; i < workers_.size(); ++i) {
+        RETURN_IF_ERROR(Checked(i, workers_[i]->Submit(shared)));
       }
     }
     RETURN_IF_ERROR(PollSinks());
@@ -136,11 +148,14 @@ Status Pipeline::Pump(const std::atomic<bool>& stop) {
 }
 
 Status Pipeline::PollSinks() {
-  for (size_t i = 0; i < sinks_.size(); ++i) RETURN_IF_ERROR(Checked(i, sinks_[i]->Poll()));
+  for (size_t i = 0; i < workers_.size(); ++i) RETURN_IF_ERROR(Checked(i, workers_[i]->status()));
   return AdvanceWatermark();
 }
 
 Status Pipeline::AdvanceWatermark() {
+  acks_.clear();
+  for (auto& worker : workers_) worker->TakeAcks(acks_);
+  for (uint64_t sequence : acks_) tracker_.Ack(sequence);
   std::optional<std::string> position = tracker_.TakeAdvance();
   if (!position) return Status::Ok();
   RETURN_IF_ERROR(checkpoints_.Save(*position));
@@ -150,13 +165,21 @@ Status Pipeline::AdvanceWatermark() {
 }
 
 Status Pipeline::Drain() {
-  for (size_t i = 0; i < sinks_.size(); ++i) RETURN_IF_ERROR(Checked(i, sinks_[i]->Flush()));
-  return AdvanceWatermark();
+  Status first;
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    Status flushed = Checked(i, workers_[i]->Flush());
+    if (first.ok()) first = flushed;
+  }
+  // Acks are only ever for durable batches: what the sinks acked before failing is saved.
+  Status advanced = AdvanceWatermark();
+  return first.ok() ? advanced : first;
 }
 
 void Pipeline::RecordMeasurements() {
   if (metrics_ == nullptr) return;
-  for (size_t i = 0; i < sinks_.size(); ++i) metrics_->SetSinkCounters(i, sinks_[i]->counters());
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    metrics_->SetSinkCounters(i, workers_[i]->counters());
+  }
   const auto now = std::chrono::steady_clock::now();
   if (!source_open_ || now < next_sample_) return;
   metrics_->SetSourceGauges(source_->Sample());

@@ -1,0 +1,224 @@
+#define BOOST_TEST_MODULE pipeline_test
+#include "agent/pipeline.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/test/unit_test.hpp>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/sink_worker.h"
+
+namespace tributary {
+namespace {
+
+// The pipeline's own machinery (sink threads, failure handling, checkpoints) over stand-ins
+// for a source and a sink; real sources and sinks are covered by the integration tests.
+
+std::string PositionOf(int n) { return fmt::format("{:06}", n); }
+
+// Emits one committed batch per Poll, positions 1..`last`, resuming after its checkpoint.
+class CountingSource : public Source {
+ public:
+  explicit CountingSource(int last) : last_(last) {}
+
+  Status Open(const std::optional<std::string>& checkpoint) override {
+    opened_from.push_back(checkpoint.value_or("none"));
+    next_ = checkpoint ? std::stoi(*checkpoint) + 1 : 1;
+    return Status::Ok();
+  }
+  Status Poll(Batch& batch, size_t, std::chrono::milliseconds timeout) override {
+    if (next_ > last_) {
+      std::this_thread::sleep_for(timeout);
+      return Status::Ok();
+    }
+    batch.AddValue(ValueKind::kString, std::string(100, 'x'));
+    batch.commit_position = PositionOf(next_++);
+    return Status::Ok();
+  }
+  Status Acknowledge(const std::string& position) override {
+    acknowledged = position;
+    return Status::Ok();
+  }
+  void Close() override {}
+
+  std::vector<std::string> opened_from;  // the pipeline's thread only
+  std::string acknowledged;
+
+ private:
+  const int last_;
+  int next_ = 1;
+};
+
+// Takes batches on the worker's thread, fails one position once, acks on Flush and on every
+// other Poll, and stops the test once it holds `last`.
+class RecordingSink : public Sink {
+ public:
+  RecordingSink(std::string fail_at, std::string last, std::atomic<bool>& stop)
+      : fail_at_(std::move(fail_at)), last_(std::move(last)), stop_(stop) {}
+
+  Status Open(AckCallback on_durable) override {
+    on_durable_ = std::move(on_durable);
+    return Status::Ok();
+  }
+  Status Submit(const Batch& batch) override {
+    std::lock_guard lock(mutex_);
+    threads.insert(std::this_thread::get_id());
+    const std::string& position = *batch.commit_position;
+    if (position == fail_at_) {
+      fail_at_.clear();
+      return Status::Retriable("injected failure");
+    }
+    taken.push_back(position);
+    unacked_.push_back(batch.sequence);
+    pending_ += batch.ByteSize();
+    if (position == last_) stop_ = true;
+    return Status::Ok();
+  }
+  Status Poll() override {
+    std::lock_guard lock(mutex_);
+    threads.insert(std::this_thread::get_id());
+    if (++polls_ % 2 == 0) AckAll();
+    return Status::Ok();
+  }
+  Status Flush() override {
+    std::lock_guard lock(mutex_);
+    threads.insert(std::this_thread::get_id());
+    AckAll();
+    return Status::Ok();
+  }
+  size_t PendingBytes() const override { return pending_; }
+  void Close() override {}
+
+  std::mutex mutex_;
+  std::vector<std::string> taken;
+  std::set<std::thread::id> threads;
+
+ private:
+  void AckAll() {
+    for (uint64_t sequence : unacked_) on_durable_(sequence);
+    unacked_.clear();
+    pending_ = 0;
+  }
+
+  std::string fail_at_;
+  const std::string last_;
+  std::atomic<bool>& stop_;
+  AckCallback on_durable_;
+  std::vector<uint64_t> unacked_;
+  uint64_t polls_ = 0;
+  std::atomic<size_t> pending_{0};
+};
+
+struct TempDir {
+  TempDir()
+      : path(std::filesystem::temp_directory_path() /
+             fmt::format("tributary-pipeline-test-{}", getpid())) {
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::filesystem::path path;
+};
+
+BOOST_AUTO_TEST_CASE(a_failed_sink_takes_nothing_after_its_failure_and_the_run_resumes) {
+  TempDir state;
+  std::atomic<bool> stop{false};
+  constexpr int kLast = 400;
+  auto source = std::make_unique<CountingSource>(kLast);
+  CountingSource& source_ref = *source;
+  auto sink = std::make_unique<RecordingSink>(PositionOf(150), PositionOf(kLast), stop);
+  RecordingSink& sink_ref = *sink;
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(std::move(sink));
+  PipelineOptions options;
+  options.max_queued_batches = 4;
+  Pipeline pipeline("test", std::move(source), std::move(sinks), {},
+                    CheckpointStore(state.path, "test"), options);
+
+  Status status = pipeline.Run(stop);
+  BOOST_TEST_REQUIRE(status.ok(), status.message());
+
+  // Every position was taken exactly once and in order: nothing queued behind the failure
+  // reached the sink, and the second run replayed from the checkpoint before it.
+  std::vector<std::string> expected;
+  for (int n = 1; n <= kLast; ++n) expected.push_back(PositionOf(n));
+  BOOST_TEST(sink_ref.taken == expected, boost::test_tools::per_element());
+  BOOST_TEST_REQUIRE(source_ref.opened_from.size() == 2u);
+  BOOST_TEST(source_ref.opened_from[0] == "none");
+  BOOST_TEST(source_ref.opened_from[1] == PositionOf(149));
+  // Stopping drained the sink: the last position is checkpointed and acknowledged.
+  BOOST_TEST(source_ref.acknowledged == PositionOf(kLast));
+  auto saved = CheckpointStore(state.path, "test").Load();
+  BOOST_TEST_REQUIRE(saved.ok());
+  BOOST_TEST(saved.value().value_or("none") == PositionOf(kLast));
+  // One thread called the sink, and not the pipeline's.
+  BOOST_TEST(sink_ref.threads.size() == 1u);
+  BOOST_TEST((sink_ref.threads.count(std::this_thread::get_id()) == 0u));
+}
+
+// A sink that counts Polls: the worker polls an idle sink by itself (a file sink's flush
+// interval, Kafka's delivery reports).
+class PollCountingSink : public Sink {
+ public:
+  Status Open(AckCallback) override { return Status::Ok(); }
+  Status Submit(const Batch&) override { return Status::Ok(); }
+  Status Poll() override {
+    ++polls;
+    return polls > 3 ? Status::Fatal("disk gone") : Status::Ok();
+  }
+  Status Flush() override { return Status::Ok(); }
+  size_t PendingBytes() const override { return 0; }
+  void Close() override {}
+  std::atomic<int> polls{0};
+};
+
+BOOST_AUTO_TEST_CASE(an_idle_sink_is_polled_and_its_failure_is_kept_until_reset) {
+  PollCountingSink sink;
+  SinkWorker worker(sink, 2);
+  BOOST_TEST_REQUIRE(worker.Open().ok());
+  for (int i = 0; i < 200 && worker.status().ok(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  BOOST_TEST(worker.status().message() == "disk gone");
+  // The failed sink is polled no further, and a Flush reports the first failure.
+  const int polls = sink.polls.load();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  BOOST_TEST(sink.polls.load() == polls);
+  BatchPool pool(1 << 20);
+  BOOST_TEST(worker.Submit(pool.Share(pool.Take())).message() == "disk gone");
+  BOOST_TEST(worker.Flush().message() == "disk gone");
+  worker.Reset();
+  BOOST_TEST(worker.status().ok());
+}
+
+BOOST_AUTO_TEST_CASE(the_pool_recycles_batches_cleared_and_frees_huge_ones) {
+  BatchPool pool(1000);
+  std::unique_ptr<Batch> batch = pool.Take();
+  batch->AddValue(ValueKind::kString, "abc");
+  batch->commit_position = "p";
+  const Batch* address = batch.get();
+  {
+    std::shared_ptr<const Batch> shared = pool.Share(std::move(batch));
+    std::shared_ptr<const Batch> second = shared;
+  }
+  std::unique_ptr<Batch> again = pool.Take();
+  BOOST_TEST(again.get() == address);
+  BOOST_TEST(again->empty());
+  BOOST_TEST(again->arena.empty());
+
+  again->AddValue(ValueKind::kString, std::string(5000, 'x'));
+  pool.Share(std::move(again)).reset();
+  std::unique_ptr<Batch> fresh = pool.Take();
+  BOOST_TEST(fresh->arena.capacity() < 5000u);
+}
+
+}  // namespace
+}  // namespace tributary
