@@ -4,6 +4,8 @@
 #include <array>
 #include <cassert>
 #include <charconv>
+#include <cstdint>
+#include <cstring>
 #include <string_view>
 
 #include "agent/core/text_append.h"
@@ -48,6 +50,20 @@ constexpr std::array<bool, 256> kNeedsEscape = [] {
   table['\\'] = true;
   return table;
 }();
+
+// Whether any byte of `word` is a control character, '"' or '\\' (kNeedsEscape): the
+// has-zero-byte and has-less-than tricks, exact for "any".
+constexpr bool HasByteToEscape(uint64_t word) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHighs = 0x8080808080808080ULL;
+  const uint64_t quotes = word ^ (kOnes * '"');
+  const uint64_t backslashes = word ^ (kOnes * '\\');
+  const uint64_t found = ((word - kOnes * 0x20) & ~word) | ((quotes - kOnes) & ~quotes) |
+                         ((backslashes - kOnes) & ~backslashes);
+  return (found & kHighs) != 0;
+}
+
+constexpr size_t kShortString = 62;
 
 void AppendEscape(unsigned char c, std::string& out) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -185,9 +201,34 @@ constexpr std::string_view kTransactionValueSchema =
 }  // namespace
 
 void AppendJsonString(std::string_view text, std::string& out) {
+  // Most values need no escape and are short: checked eight bytes at a time, and appended
+  // quoted in one call.
+  size_t i = 0;
+  for (; i + 8 <= text.size(); i += 8) {
+    uint64_t word;
+    std::memcpy(&word, text.data() + i, 8);
+    if (HasByteToEscape(word)) break;
+  }
+  for (; i < text.size(); ++i) {
+    if (kNeedsEscape[static_cast<unsigned char>(text[i])]) break;
+  }
+  if (i == text.size()) {
+    if (text.size() <= kShortString) {
+      char quoted[kShortString + 2];
+      quoted[0] = '"';
+      std::memcpy(quoted + 1, text.data(), text.size());
+      quoted[text.size() + 1] = '"';
+      out.append(quoted, text.size() + 2);
+    } else {
+      out.push_back('"');
+      out.append(text);
+      out.push_back('"');
+    }
+    return;
+  }
   out.push_back('"');
   size_t run = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
+  for (; i < text.size(); ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
     if (!kNeedsEscape[c]) continue;
     out.append(text.data() + run, i - run);

@@ -21,7 +21,8 @@ void AppendNumber(Integer value, std::string& out) {
 inline void AppendPadded(uint64_t value, size_t width, std::string& out) {
   char digits[24];
   char* end = std::to_chars(digits, digits + sizeof(digits), value).ptr;
-  for (auto n = static_cast<size_t>(end - digits); n < width; ++n) out.push_back('0');
+  const auto length = static_cast<size_t>(end - digits);
+  if (length < width) out.append(width - length, '0');
   out.append(digits, end);
 }
 

@@ -222,6 +222,33 @@ BOOST_AUTO_TEST_CASE(json_strings_escape_only_what_json_requires) {
   BOOST_TEST(out == "\"\"");
 }
 
+// The writer checks eight bytes at a time: every byte value, at every place in strings of
+// every length around the word and short-string boundaries, is escaped exactly when JSON
+// requires it, and round-trips.
+BOOST_AUTO_TEST_CASE(json_strings_escape_every_byte_at_every_offset) {
+  std::string out;
+  for (size_t length : {1u, 7u, 8u, 9u, 16u, 23u, 62u, 63u, 70u}) {
+    for (size_t at = 0; at < length; ++at) {
+      for (int byte = 0; byte < 0x80; ++byte) {
+        std::string text(length, 'a');
+        text[at] = static_cast<char>(byte);
+        out.clear();
+        AppendJsonString(text, out);
+        const bool escaped = byte < 0x20 || byte == '"' || byte == '\\';
+        BOOST_TEST_REQUIRE(
+            (out.size() == length + 2 +
+                               (escaped ? (byte < 0x20 && byte != '\b' && byte != '\f' &&
+                                                   byte != '\n' && byte != '\r' && byte != '\t'
+                                               ? 5
+                                               : 1)
+                                        : 0)),
+            "length " << length << " at " << at << " byte " << byte);
+        BOOST_TEST_REQUIRE(json::parse(out).get<std::string>() == text);
+      }
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(column_names_are_escaped) {
   Batch batch;
   auto schema = Customers();
