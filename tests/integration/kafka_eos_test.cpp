@@ -80,6 +80,13 @@ sinks:
                        fmt::arg("brokers", kafka->bootstrap()), fmt::arg("extra", extra),
                        fmt::arg("file_sink", file_sink));
   }
+
+  // The mock shows the records of aborted and open transactions, so a marker in the topic
+  // proves nothing about what is committed: after an abort, the replay may still be to come.
+  // Stopping the agent there (in its backoff before the replay) leaves the rest of that
+  // transaction unwritten. Caught up means the agent's checkpoint, saved after the commit,
+  // has passed the marker.
+  bool CatchUp(int marker) { return CatchUpCommitted(marker, "kf"); }
 };
 
 // How many value records carry each source.position (tombstones are not counted).
@@ -135,15 +142,25 @@ void CheckOffsetsIncrease(const std::vector<OffsetsRecord>& offsets) {
 std::vector<std::string> LogValues(const std::string& log, std::string_view marker,
                                    std::string_view key) {
   std::vector<std::string> values;
+  // Built with fmt: g++ 12 -O3 reports a false -Wrestrict for " " + key + "=".
+  const std::string needle = fmt::format(" {}=", key);
   std::istringstream lines(log);
   for (std::string line; std::getline(lines, line);) {
     if (line.find(marker) == std::string::npos) continue;
-    const size_t at = line.find(std::string(" ") + std::string(key) + "=");
+    const size_t at = line.find(needle);
     if (at == std::string::npos) continue;
     const size_t start = at + key.size() + 2;
     values.push_back(line.substr(start, line.find(' ', start) - start));
   }
   return values;
+}
+
+// How many of the log's lines contain `marker`.
+size_t CountLines(const std::string& log, std::string_view marker) {
+  size_t count = 0;
+  std::istringstream lines(log);
+  for (std::string line; std::getline(lines, line);) count += line.find(marker) != line.npos;
+  return count;
 }
 
 // Sum of `skipped=N` over the agent's "Skipped events already committed" lines.
@@ -233,11 +250,91 @@ BOOST_AUTO_TEST_CASE(abortable_error_aborts_and_replays_without_loss) {
     for (size_t i = 1; i < ready.size(); ++i) allowed += position > ready[i] ? 1 : 0;
     if (count > allowed) ++early_duplicates;
   }
-  BOOST_TEST_MESSAGE("aborts " << ready.size() - 1 << ", duplicates (aborted, visible on the mock) "
-                               << duplicates);
-  BOOST_TEST(early_duplicates == 0u);
-  BOOST_TEST(CompareWithT1(*setup.pg, ReadEvents(records).events) == 0u);
+  // An abort is not always followed by a read-back: the agent may stop in the backoff first.
+  BOOST_TEST_MESSAGE("aborts " << CountLines(log, "Aborting the transaction sink=events")
+                               << ", read-backs after one " << ready.size() - 1
+                               << ", duplicates (aborted, visible on the mock) " << duplicates);
+  BOOST_TEST(early_duplicates == 0u, log);
+  BOOST_TEST(CompareWithT1(*setup.pg, ReadEvents(records).events) == 0u, log);
   CheckOffsetsIncrease(ReadOffsets(*setup.kafka));
+}
+
+// A transaction that fails on one partition only: the mock has stored the rest of it, marker
+// included, before anything is committed, and that partition's changes come with the replay. So
+// the marker's visibility is no proof on the mock; the agent's checkpoint is (Setup::CatchUp).
+// Partition 0 of the data topic is led by broker 2, everything else by broker 1, and broker 2's
+// next Produce fails, answered late.
+BOOST_AUTO_TEST_CASE(marker_visible_before_the_replay_is_not_caught_up) {
+  Setup setup;
+  for (int partition = 0; partition < kPartitions; ++partition) {
+    setup.kafka->Command(fmt::format("leader {} {} {}", kTopic, partition, partition == 0 ? 2 : 1));
+  }
+  setup.kafka->Command(fmt::format("leader {} 0 1", kOffsetsTopic));
+  auto agent = setup.StartAgent();
+  std::string rows;
+  for (int id = 1; id <= 60; ++id) {
+    rows += fmt::format("{}({}, 0, 'n{}')", id == 1 ? "" : ",", id, id);
+  }
+  setup.pg->Exec("INSERT INTO t1 VALUES " + rows, "kf");
+  BOOST_REQUIRE_MESSAGE(setup.CatchUp(-1), LogOf{*agent});
+  std::map<std::string, int> partition_of;
+  for (const KafkaRecord& record : ReadKafkaTopic(setup.kafka->bootstrap(), kTopic)) {
+    if (record.key) partition_of[*record.key] = record.partition;
+  }
+  int on_failing = 0;
+  int marker = 0;
+  for (int id = 1; id <= 60; ++id) {
+    if (partition_of.at(fmt::format("{{\"id\":{}}}", id)) == 0) {
+      ++on_failing;
+    } else if (marker == 0) {
+      marker = id;
+    }
+  }
+  BOOST_REQUIRE(on_failing > 0);
+  BOOST_REQUIRE(marker > 0);
+
+  // Answered after 3 s: the replay cannot have run by the time the marker shows.
+  setup.kafka->Command(
+      fmt::format("broker_error 2 {} {} 3000 1", kApiProduce, kErrUnsupportedForMessageFormat));
+  setup.pg->Exec(fmt::format("BEGIN; UPDATE t1 SET v = 1 WHERE id > 0 AND id <> {0}; "
+                             "UPDATE t1 SET v = -7 WHERE id = {0}; COMMIT",
+                             marker),
+                 "kf");
+  const std::string marker_key = fmt::format("{{\"id\":{}}}", marker);
+  size_t differ_when_visible = 0;
+  BOOST_REQUIRE_MESSAGE(WaitFor(
+                            [&] {
+                              const auto records = ReadKafkaTopic(setup.kafka->bootstrap(), kTopic);
+                              for (const KafkaRecord& record : records) {
+                                if (record.key != marker_key || !record.value) continue;
+                                if (json::parse(*record.value)["after"]["v"] != -7) continue;
+                                differ_when_visible =
+                                    CompareWithT1(*setup.pg, ReadEvents(records).events);
+                                return true;
+                              }
+                              return false;
+                            },
+                            seconds(30)),
+                        LogOf{*agent});
+  BOOST_TEST_MESSAGE("rows on the failing partition " << on_failing
+                                                      << ", rows behind when the marker showed "
+                                                      << differ_when_visible);
+  // The failed partition's updates are not in the topic yet: the replay has not run.
+  BOOST_TEST(differ_when_visible == static_cast<size_t>(on_failing), agent->Log());
+  // Stopping here, as a test that trusts the marker would, is a clean stop (the abort while
+  // stopping is no failure) that leaves those rows to the next start: they are missing now...
+  StopAgent(*agent);
+  BOOST_TEST(agent->Log().find("Aborting the transaction") != std::string::npos, agent->Log());
+  const auto stopped = ReadEvents(ReadKafkaTopic(setup.kafka->bootstrap(), kTopic)).events;
+  BOOST_TEST(CompareWithT1(*setup.pg, stopped) == static_cast<size_t>(on_failing));
+  // ...and not lost: the checkpoint stayed behind them, and the next start replays them.
+  agent = setup.StartAgent();
+  BOOST_REQUIRE_MESSAGE(setup.CatchUp(-2), LogOf{*agent});
+  BOOST_TEST(agent->running());
+  StopAgent(*agent);
+  BOOST_TEST(CompareWithT1(*setup.pg,
+                           ReadEvents(ReadKafkaTopic(setup.kafka->bootstrap(), kTopic)).events) ==
+             0u);
 }
 
 // kill -9 during a workload, three times. A file sink that acks every 3 s keeps the agent's own

@@ -4,7 +4,9 @@
 #include <libpq-fe.h>
 
 #include <boost/test/unit_test.hpp>
+#include <fstream>
 #include <map>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -36,17 +38,68 @@ std::unique_ptr<AgentProcess> PgKafkaSetup::StartAgent() {
   return agent;
 }
 
-bool PgKafkaSetup::CatchUp(int marker) {
-  pg->Exec(fmt::format("INSERT INTO t1 VALUES ({}, -1, 'marker')", marker), "kf");
-  const std::string key = fmt::format("{{\"id\":{}}}", marker);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(40);
+namespace {
+
+constexpr auto kCatchUpTimeout = std::chrono::seconds(40);
+
+// The hex LSN "X/Y" (a checkpoint) or the first field of "XXXXXXXXXXXXXXXX/…" (a
+// source.position: the commit LSN of the event's transaction).
+std::optional<uint64_t> LeadingLsn(const std::string& text) {
+  const size_t slash = text.find('/');
+  if (slash == std::string::npos || slash == 0) return std::nullopt;
+  const uint64_t first = std::stoull(text.substr(0, slash), nullptr, 16);
+  if (text.find('/', slash + 1) != std::string::npos) return first;
+  return (first << 32) | std::stoull(text.substr(slash + 1), nullptr, 16);
+}
+
+// The source.position of the first record with `key`, once one is in the topic.
+std::optional<std::string> WaitForKey(const std::string& bootstrap, const std::string& topic,
+                                      const std::string& key,
+                                      std::chrono::steady_clock::time_point deadline) {
   while (std::chrono::steady_clock::now() < deadline) {
-    for (const KafkaRecord& record : ReadKafkaTopic(kafka->bootstrap(), topic)) {
-      if (record.key == key) return true;
+    for (const KafkaRecord& record : ReadKafkaTopic(bootstrap, topic)) {
+      if (record.key != key) continue;
+      auto position = record.headers.find("source.position");
+      return position == record.headers.end() ? std::string() : position->second;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
   }
-  return false;
+  return std::nullopt;
+}
+
+}  // namespace
+
+bool PgKafkaSetup::CatchUp(int marker) {
+  pg->Exec(fmt::format("INSERT INTO t1 VALUES ({}, -1, 'marker')", marker), "kf");
+  return WaitForKey(kafka->bootstrap(), topic, fmt::format("{{\"id\":{}}}", marker),
+                    std::chrono::steady_clock::now() + kCatchUpTimeout)
+      .has_value();
+}
+
+bool PgKafkaSetup::CatchUpCommitted(int marker, const std::string& source) {
+  const auto deadline = std::chrono::steady_clock::now() + kCatchUpTimeout;
+  pg->Exec(fmt::format("INSERT INTO t1 VALUES ({}, -1, 'marker')", marker), "kf");
+  const std::optional<std::string> position =
+      WaitForKey(kafka->bootstrap(), topic, fmt::format("{{\"id\":{}}}", marker), deadline);
+  if (!position) return false;
+  const std::optional<uint64_t> commit_lsn = LeadingLsn(*position);
+  BOOST_REQUIRE_MESSAGE(commit_lsn, "the marker has no source.position: " << *position);
+  // The checkpoint is a commit's end LSN (or a keepalive's position past it), so it passes the
+  // marker's commit LSN only once the marker's transaction is acknowledged.
+  const std::filesystem::path checkpoint = dir.path() / "state" / source / "checkpoint.json";
+  return WaitFor(
+      [&] {
+        std::ifstream in(checkpoint);
+        if (!in) return false;
+        const json saved = json::parse(in, nullptr, /*allow_exceptions=*/false);
+        if (!saved.is_object() || !saved.contains("position") || !saved["position"].is_string()) {
+          return false;
+        }
+        const std::optional<uint64_t> lsn = LeadingLsn(saved["position"].get<std::string>());
+        return lsn && *lsn > *commit_lsn;
+      },
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                            std::chrono::steady_clock::now()));
 }
 
 int RunT1Workload(const PgServer& pg, const std::atomic<bool>& stop, unsigned seed,

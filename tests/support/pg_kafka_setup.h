@@ -22,7 +22,11 @@ struct PgKafkaSetup {
   // Starts `tributary run` and waits until its replication slot is active.
   std::unique_ptr<AgentProcess> StartAgent();
   // Commits a marker row and waits until it is in the topic: everything before it is too.
+  // With exactly_once on the mock that is not enough: aborted records are visible there.
   bool CatchUp(int marker);
+  // CatchUp, then waits until source `source`'s checkpoint (saved only once every sink made
+  // the marker durable, for a transactional sink after its commit) has passed the marker.
+  bool CatchUpCommitted(int marker, const std::string& source);
 
   TempDir dir;
   std::unique_ptr<PgServer> pg;
