@@ -121,10 +121,9 @@ void AppendOptionalText(const Batch& batch, const Value& value, std::string& out
 }
 
 // Debezium's MySQL / MariaDB source members after `db`.
+// Follows `,"table":…`, which the caller writes.
 void WriteBinlogSource(const Batch& batch, const Event& event, std::string& out) {
   const SourceMeta& meta = event.meta;
-  out.append(",\"table\":"sv);
-  AppendJsonString(event.table->table, out);
   out.append(",\"server_id\":"sv);
   AppendNumber(meta.server_id, out);
   out.append(",\"gtid\":"sv);
@@ -332,15 +331,14 @@ void EnvelopeWriter::WriteRow(const Batch& batch, const TableSchema& table, uint
                               bool keys_only, const ConnectSchemas* connect, std::string& out) {
   assert(first + table.columns.size() <= batch.values.size());
   assert(connect == nullptr || connect->columns.size() == table.columns.size());
+  const std::vector<std::string>& names = JsonFor(batch, table).columns;
   out.push_back('{');
   bool empty = true;
   for (size_t i = 0; i < table.columns.size(); ++i) {
-    const ColumnSchema& column = table.columns[i];
-    if (keys_only && !column.key) continue;
-    if (!empty) out.push_back(',');
+    if (keys_only && !table.columns[i].key) continue;
+    // Each name comes with a leading comma, which the first one leaves off.
+    out.append(std::string_view(names[i]).substr(empty ? 1 : 0));
     empty = false;
-    AppendJsonString(column.name, out);
-    out.push_back(':');
     const Value& value = batch.values[first + i];
     switch (value.kind) {
       case ValueKind::kNull:
@@ -365,26 +363,60 @@ void EnvelopeWriter::WriteRow(const Batch& batch, const TableSchema& table, uint
   out.push_back('}');
 }
 
+EnvelopeWriter::TableJson EnvelopeWriter::RenderTableJson(const TableSchema& table) {
+  TableJson json;
+  if (table.connector == kPostgresConnector) {
+    json.source = TableJson::Source::kPostgres;
+  } else if (table.connector == kMysqlConnector || table.connector == kMariadbConnector) {
+    json.source = TableJson::Source::kBinlog;
+  }
+  json.head.assign("{\"version\":\"" TRIBUTARY_VERSION "\",\"connector\":"sv);
+  AppendJsonString(table.connector, json.head);
+  json.head.append(",\"name\":"sv);
+  AppendJsonString(table.source, json.head);
+  AppendJsonString(table.database, json.database);
+  if (json.source == TableJson::Source::kPostgres) {
+    json.schema_and_table.assign(",\"schema\":"sv);
+    AppendJsonString(table.schema, json.schema_and_table);
+  }
+  json.schema_and_table.append(",\"table\":"sv);
+  AppendJsonString(table.table, json.schema_and_table);
+  for (const ColumnSchema& column : table.columns) {
+    std::string& name = json.columns.emplace_back(",");
+    AppendJsonString(column.name, name);
+    name.push_back(':');
+  }
+  return json;
+}
+
+const EnvelopeWriter::TableJson& EnvelopeWriter::JsonFor(const Batch& batch,
+                                                         const TableSchema& table) {
+  Result<TableJson*> json =
+      table_json_.Get("envelope writer", batch, &table,
+                      [](const std::shared_ptr<const TableSchema>& schema) -> Result<TableJson> {
+                        return RenderTableJson(*schema);
+                      });
+  if (json.ok()) return **json;
+  unheld_table_json_ = RenderTableJson(table);
+  return unheld_table_json_;
+}
+
 void EnvelopeWriter::WriteSource(const Batch& batch, const Event& event, std::string& out) {
   const TableSchema& table = *event.table;
   const SourceMeta& meta = event.meta;
-  out.append("{\"version\":\"" TRIBUTARY_VERSION "\",\"connector\":"sv);
-  AppendJsonString(table.connector, out);
-  out.append(",\"name\":"sv);
-  AppendJsonString(table.source, out);
+  const TableJson& json = JsonFor(batch, table);
+  out.append(json.head);
   AppendTimestamps(meta.commit_ts_us, committed_at_, out);
   out.append(SnapshotField(meta.snapshot));
-  AppendJsonString(table.database, out);
-  if (table.connector == kPostgresConnector) {
+  out.append(json.database);
+  if (json.source == TableJson::Source::kPostgres) {
     // Debezium's sequence: a JSON array of the commit and change LSNs, serialized as a string.
     out.append(",\"sequence\":\"["sv);
     AppendSequenceLsn(meta.commit_lsn, out);
     out.push_back(',');
     AppendSequenceLsn(meta.lsn, out);
-    out.append("]\",\"schema\":"sv);
-    AppendJsonString(table.schema, out);
-    out.append(",\"table\":"sv);
-    AppendJsonString(table.table, out);
+    out.append("]\""sv);
+    out.append(json.schema_and_table);
     out.append(",\"txId\":"sv);
     if (meta.txid != 0) {
       AppendNumber(meta.txid, out);
@@ -398,11 +430,9 @@ void EnvelopeWriter::WriteSource(const Batch& batch, const Event& event, std::st
       out.append("null"sv);
     }
     out.append(",\"xmin\":null"sv);
-  } else if (table.connector == kMysqlConnector || table.connector == kMariadbConnector) {
-    WriteBinlogSource(batch, event, out);
   } else {
-    out.append(",\"table\":"sv);
-    AppendJsonString(table.table, out);
+    out.append(json.schema_and_table);
+    if (json.source == TableJson::Source::kBinlog) WriteBinlogSource(batch, event, out);
   }
   out.append(",\"schema_version\":"sv);
   AppendNumber(table.version, out);

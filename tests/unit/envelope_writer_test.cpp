@@ -318,6 +318,49 @@ BOOST_AUTO_TEST_CASE(writer_is_reusable_and_appends) {
   BOOST_TEST(json::parse(body.substr(second_newline + 1))["after"]["id"] == 2);
 }
 
+// Table and column names are rendered once per table version and kept: one writer serves
+// events of many versions, alternating, and of a version the batch does not hold.
+BOOST_AUTO_TEST_CASE(each_table_version_keeps_its_own_names) {
+  Batch batch;
+  auto customers = Customers();
+  auto renamed = Customers();
+  renamed->table = "clients";
+  renamed->columns[1].name = "full \"name\"";
+  renamed->version = 4;
+  auto add_event = [&](const std::shared_ptr<TableSchema>& schema, const char* id) {
+    Event event = MakeEvent(batch, schema, Op::kCreate);
+    event.after =
+        AddRow(batch, {batch.AddValue(ValueKind::kRaw, id), batch.AddValue(ValueKind::kString, "n"),
+                       batch.AddValue(ValueKind::kNull, "")});
+    return event;
+  };
+  std::vector<Event> events = {add_event(customers, "1"), add_event(renamed, "2"),
+                               add_event(customers, "3")};
+  Event unheld = add_event(renamed, "4");
+  TableSchema copy = *renamed;
+  copy.table = "not_held";
+  unheld.table = &copy;
+  events.push_back(unheld);
+  events.push_back(add_event(renamed, "5"));
+
+  EnvelopeWriter writer;
+  std::vector<std::string> tables;
+  std::vector<bool> renamed_column;
+  for (const Event& event : events) {
+    std::string line;
+    writer.Write(batch, event, kNowUs, line);
+    const json envelope = json::parse(line);
+    tables.push_back(envelope["source"]["table"]);
+    renamed_column.push_back(envelope["after"].contains("full \"name\""));
+    BOOST_TEST(envelope["after"].contains("name") != renamed_column.back());
+  }
+  BOOST_TEST(tables == (std::vector<std::string>{"customers", "clients", "customers", "not_held",
+                                                 "clients"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(renamed_column == (std::vector<bool>{false, true, false, true, true}),
+             boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(other_connectors_get_common_source_fields) {
   Batch batch;
   auto schema = Customers();
