@@ -138,8 +138,14 @@ std::string CanonicalType(const PgType& type, int32_t type_modifier) {
       // An array column's modifier is its elements' (varchar(10)[] has 14).
       if (type.element == TypeCategory::kEnum) return "array<string>";
       const PgType* element = BuiltinPgType(type.element_oid);
-      if (element == nullptr) return OtherType(type.name);
-      return fmt::format("array<{}>", CanonicalType(*element, modifier));
+      if (element == nullptr || type.element == TypeCategory::kUnmapped) {
+        // Elements written as their text, as the element type is on its own.
+        if (type.element_name.empty()) return OtherType(type.name);
+        return fmt::format("array<{}>", OtherType(type.element_name));
+      }
+      return fmt::format(
+          "array<{}>",
+          CanonicalType(*element, type.element_modifier != -1 ? type.element_modifier : modifier));
     }
     case TypeCategory::kUnmapped:
       break;

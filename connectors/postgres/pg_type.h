@@ -28,8 +28,14 @@ struct PgType {
   uint32_t oid = 0;
   std::string name;  // what errors name: "int4", "_text", "public.mood"
   TypeCategory category = TypeCategory::kUnmapped;
-  TypeCategory element = TypeCategory::kUnmapped;  // arrays only
-  uint32_t element_oid = 0;                        // arrays only
+  // Arrays only: how elements are encoded; the element type's OID (a domain element's base
+  // type's) and name; the domain element's modifier for its base type; and the character between
+  // elements (pg_type.typdelim: ';' for box, ',' for the rest).
+  TypeCategory element = TypeCategory::kUnmapped;
+  uint32_t element_oid = 0;
+  std::string element_name = {};
+  int32_t element_modifier = -1;
+  char delimiter = ',';
   // Domains: the type underneath (itself no domain), whose values and canonical type the domain
   // shares, and the domain's type modifier for it (pg_type.typtypmod). 0 for other types.
   uint32_t base_oid = 0;

@@ -693,8 +693,9 @@ Result<PgType> PostgresSource::ResolveType(uint32_t oid) {
   ASSIGN_OR_RETURN(TextRows rows,
                    catalog_->Query(fmt::format(
                        "SELECT t.typtype, t.typcategory, coalesce(e.typtype::text, ''), t.typelem, "
-                       "n.nspname || '.' || t.typname, t.typbasetype, t.typtypmod FROM pg_type t "
-                       "JOIN pg_namespace n ON n.oid = t.typnamespace "
+                       "n.nspname || '.' || t.typname, t.typbasetype, t.typtypmod, "
+                       "coalesce(e.typarray = t.oid, false), coalesce(e.typdelim::text, ',') "
+                       "FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
                        "LEFT JOIN pg_type e ON e.oid = t.typelem WHERE t.oid = {}",
                        oid)));
   PgType type;
@@ -711,12 +712,27 @@ Result<PgType> PostgresSource::ResolveType(uint32_t oid) {
       type.category = base.category;
       type.element = base.element;
       type.element_oid = base.element_oid;
+      type.element_name = base.element_name;
+      type.element_modifier = base.element_modifier;
+      type.delimiter = base.delimiter;
       type.base_oid = base.base_oid != 0 ? base.base_oid : base.oid;
       type.base_modifier = modifier != -1 ? modifier : base.base_modifier;
-    } else if (rows[0][1] == "A" && rows[0][2] == "e") {
+    } else if (rows[0][7] == "t" && !rows[0][8].empty()) {
+      // An array (its element's typarray; int2vector, point and the like have a typelem too but
+      // print otherwise): a JSON array whose elements are encoded as the element type's values.
+      ASSIGN_OR_RETURN(PgType element, ResolveType(static_cast<uint32_t>(std::stoul(rows[0][3]))));
       type.category = TypeCategory::kArray;
-      type.element = TypeCategory::kEnum;
-      type.element_oid = static_cast<uint32_t>(std::stoul(rows[0][3]));
+      type.element_name = element.name;
+      type.delimiter = rows[0][8][0];
+      if (element.category == TypeCategory::kArray) {
+        // A domain over an array: its values are elements printed as array literals.
+        type.element = TypeCategory::kUnmapped;
+        type.element_oid = element.oid;
+      } else {
+        type.element = element.category;
+        type.element_oid = element.base_oid != 0 ? element.base_oid : element.oid;
+        type.element_modifier = element.base_modifier;
+      }
     }
   } else {
     type.name = fmt::format("oid:{}", oid);

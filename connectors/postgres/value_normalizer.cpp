@@ -582,7 +582,7 @@ bool IsNullLiteral(std::string_view text) {
 }
 
 // Reads one element at `pos` (quoted or not) and appends it as JSON.
-bool AppendArrayElement(std::string_view text, size_t& pos, TypeCategory category,
+bool AppendArrayElement(std::string_view text, size_t& pos, TypeCategory category, char delimiter,
                         std::string& out) {
   const bool quoted = text[pos] == '"';
   if (quoted) ++pos;
@@ -595,7 +595,7 @@ bool AppendArrayElement(std::string_view text, size_t& pos, TypeCategory categor
       pos += 2;
       continue;
     }
-    if (quoted ? c == '"' : (c == ',' || c == '}' || c == '{' || c == '"')) break;
+    if (quoted ? c == '"' : (c == delimiter || c == '}' || c == '{' || c == '"')) break;
     ++pos;
   }
   if (pos >= text.size()) return false;
@@ -648,7 +648,8 @@ bool SkipDimensions(std::string_view text, size_t& pos) {
 }
 
 // PostgreSQL array literal → JSON array, each element converted by the element's category.
-bool AppendArray(std::string_view text, TypeCategory category, std::string& out) {
+// Elements and sub-arrays are separated by the element type's delimiter.
+bool AppendArray(std::string_view text, TypeCategory category, char delimiter, std::string& out) {
   enum class Shape : uint8_t { kEmpty, kArrays, kScalars };
   size_t pos = 0;
   if (!text.empty() && text[0] == '[' && !SkipDimensions(text, pos)) return false;
@@ -678,11 +679,11 @@ bool AppendArray(std::string_view text, TypeCategory category, std::string& out)
       } else {
         if (shapes[depth] == Shape::kArrays) return false;
         shapes[depth] = Shape::kScalars;
-        if (!AppendArrayElement(text, pos, category, out)) return false;
+        if (!AppendArrayElement(text, pos, category, delimiter, out)) return false;
         expect_value = false;
         just_opened = false;
       }
-    } else if (c == ',') {
+    } else if (c == delimiter) {
       out.push_back(',');
       ++pos;
       expect_value = true;
@@ -705,7 +706,7 @@ Result<Value> AppendCanonical(const PgType& type, std::string_view text, Batch& 
   ValueKind kind = ValueKind::kRaw;
   bool ok;
   if (type.category == TypeCategory::kArray) {
-    ok = AppendArray(text, type.element, arena);
+    ok = AppendArray(text, type.element, type.delimiter, arena);
   } else {
     if (IsStringKind(type.category, text)) kind = ValueKind::kString;
     ok = AppendScalar(type.category, text, arena);

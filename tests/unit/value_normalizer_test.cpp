@@ -300,6 +300,64 @@ BOOST_AUTO_TEST_CASE(arrays_become_json_arrays) {
              json::parse(R"([{"a":"b,c"},null,null])"));
 }
 
+// What PostgresSource::ResolveType builds for an array of a type outside the built-in table.
+PgType ArrayOf(TypeCategory element, uint32_t element_oid, std::string element_name,
+               char delimiter = ',', int32_t element_modifier = -1) {
+  return PgType{.oid = 16500,
+                .name = "public._x",
+                .category = TypeCategory::kArray,
+                .element = element,
+                .element_oid = element_oid,
+                .element_name = std::move(element_name),
+                .element_modifier = element_modifier,
+                .delimiter = delimiter};
+}
+
+BOOST_AUTO_TEST_CASE(arrays_of_any_type_are_arrays_of_the_element_encoding) {
+  // Elements written as text: each the string its type would be on its own.
+  const PgType intervals = ArrayOf(TypeCategory::kUnmapped, 1186, "pg_catalog.interval");
+  BOOST_TEST(Normalize(intervals, "{{P-1D,NULL},{NULL,PT0S}}") ==
+             json::parse(R"([["P-1D",null],[null,"PT0S"]])"));
+  BOOST_TEST(CanonicalType(intervals, -1) == "array<other:interval>");
+  const PgType money = ArrayOf(TypeCategory::kUnmapped, 790, "pg_catalog.money");
+  BOOST_TEST(Normalize(money, R"({"-$1,234.50",NULL})") == json::parse(R"j(["-$1,234.50",null])j"));
+  // Composites and ranges are quoted, with their quotes and backslashes escaped.
+  const PgType complex = ArrayOf(TypeCategory::kUnmapped, 16400, "public.complex");
+  BOOST_TEST(Normalize(complex, R"j({"(1.5,-2,\"a b\")","(,,)",NULL})j") ==
+             json::parse(R"j(["(1.5,-2,\"a b\")","(,,)",null])j"));
+  BOOST_TEST(CanonicalType(complex, -1) == "array<other:public.complex>");
+  // box separates elements (and sub-arrays) with ';': its values hold commas unquoted.
+  const PgType boxes = ArrayOf(TypeCategory::kUnmapped, 603, "pg_catalog.box", ';');
+  BOOST_TEST(Normalize(boxes, "{{(1,1),(0,0);NULL};{NULL;(3,3),(2,2)}}") ==
+             json::parse(R"j([["(1,1),(0,0)",null],[null,"(3,3),(2,2)"]])j"));
+  BOOST_TEST(Normalize(boxes, "{}") == json::array());
+  // A ';' is just a character under the ',' delimiter.
+  BOOST_TEST(Normalize(intervals, "{a;b}") == json::parse(R"(["a;b"])"));
+  // Arrays of domains: elements as the base type, described under the domain's modifier.
+  const PgType prices =
+      ArrayOf(TypeCategory::kNumeric, 1700, "public.price", ',', (12 << 16 | 2) + 4);
+  BOOST_TEST(Normalize(prices, "{{12.50,NULL},{NaN,-1.00}}") ==
+             json::parse(R"([["12.50",null],["NaN","-1.00"]])"));
+  BOOST_TEST(CanonicalType(prices, -1) == "array<decimal(12,2)>");
+  const PgType positives = ArrayOf(TypeCategory::kInteger, 23, "public.posint");
+  BOOST_TEST(Normalize(positives, "{1,NULL}") == json::parse("[1,null]"));
+  BOOST_TEST(CanonicalType(positives, -1) == "array<int32>");
+  const PgType moods = ArrayOf(TypeCategory::kEnum, 16390, "public.mood_domain");
+  BOOST_TEST(CanonicalType(moods, -1) == "array<string>");
+}
+
+BOOST_AUTO_TEST_CASE(box_arrays_split_only_at_semicolons) {
+  const PgType boxes = ArrayOf(TypeCategory::kUnmapped, 603, "pg_catalog.box", ';');
+  // Under ';' a comma is part of the element: one element, and not the NULL literal.
+  BOOST_TEST(Normalize(boxes, "{NULL,NULL}") == json::parse(R"(["NULL,NULL"])"));
+  Batch batch;
+  BOOST_TEST(AppendCanonical(boxes, "{(1,1),(0,0);NULL", batch).status().code() ==
+             StatusCode::kCorruptData);
+  BOOST_TEST(AppendCanonical(boxes, "{(1,1),(0,0);;NULL}", batch).status().code() ==
+             StatusCode::kCorruptData);
+  BOOST_TEST(batch.arena.empty());
+}
+
 BOOST_AUTO_TEST_CASE(malformed_values_are_corrupt_data_naming_the_type) {
   const std::vector<std::pair<uint32_t, std::string>> cases = {
       {16, "true"},
