@@ -1,7 +1,9 @@
 #include "connectors/postgres/pg_connection.h"
 
 #include <fmt/format.h>
+#include <poll.h>
 
+#include <cerrno>
 #include <cstring>
 
 namespace tributary::postgres {
@@ -96,10 +98,15 @@ Status ClassifyPgError(PGconn* conn, const PGresult* result, const std::string& 
 }
 
 Result<PgResult> PgConnection::Exec(const std::string& sql, ExecStatusType expected) {
-  PgResult result(PQexec(conn_, sql.c_str()));
+  // The statement text may hold identifiers but never values; show its first word only.
+  const std::string verb = sql.substr(0, sql.find(' '));
+  PgResult result;
+  if (answer_timeout_) {
+    ASSIGN_OR_RETURN(result, ExecWithin(sql, verb));
+  } else {
+    result.reset(PQexec(conn_, sql.c_str()));
+  }
   if (!result || PQresultStatus(result.get()) != expected) {
-    // The statement text may hold identifiers but never values; show its first word only.
-    std::string verb = sql.substr(0, sql.find(' '));
     const ExecStatusType status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
       return Status::Fatal(fmt::format("postgres: {} returned {}, expected {} (a bug)", verb,
@@ -108,6 +115,41 @@ Result<PgResult> PgConnection::Exec(const std::string& sql, ExecStatusType expec
     return ClassifyPgError(conn_, result.get(), verb + " failed");
   }
   return result;
+}
+
+Result<PgResult> PgConnection::ExecWithin(const std::string& sql, const std::string& verb) {
+  if (conn_ == nullptr) return Status::Retriable("postgres: the connection was closed");
+  if (PQsendQuery(conn_, sql.c_str()) != 1) {
+    return ClassifyPgError(conn_, nullptr, verb + " failed");
+  }
+  const auto deadline = std::chrono::steady_clock::now() + *answer_timeout_;
+  // Like PQexec: every result is read, the last one stands for the statement. Each may take
+  // its time: a multi-statement query answers statement by statement.
+  PgResult result;
+  while (true) {
+    while (PQisBusy(conn_) != 0) {
+      const auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        // Mid-statement the connection is of no further use; closing it also frees the
+        // server from a reply nobody reads.
+        PQfinish(conn_);
+        conn_ = nullptr;
+        return Status::Retriable(
+            fmt::format("postgres: {} got no answer from the server in {} s; reconnecting", verb,
+                        answer_timeout_->count() / 1000));
+      }
+      pollfd socket{PQsocket(conn_), POLLIN, 0};
+      if (poll(&socket, 1, static_cast<int>(left.count())) < 0 && errno != EINTR) {
+        return Status::Retriable(
+            fmt::format("postgres: {} failed: poll: {}", verb, std::strerror(errno)));
+      }
+      if (PQconsumeInput(conn_) != 1) return ClassifyPgError(conn_, nullptr, verb + " failed");
+    }
+    PGresult* next = PQgetResult(conn_);
+    if (next == nullptr) return result;
+    result.reset(next);
+  }
 }
 
 Result<TextRows> PgConnection::Query(const std::string& sql) {

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,6 +40,10 @@ class PgConnection {
 
   // Runs one statement; `expected` is the status that counts as success.
   Result<PgResult> Exec(const std::string& sql, ExecStatusType expected = PGRES_TUPLES_OK);
+  // From now on a statement the server has not answered within `timeout` fails as
+  // retriable, and the connection is closed: a server that stopped answering must not hold
+  // the pipeline's thread past the systemd watchdog. Meant for short catalog queries.
+  void SetAnswerTimeout(std::chrono::milliseconds timeout) { answer_timeout_ = timeout; }
   Result<TextRows> Query(const std::string& sql);
   Status Command(const std::string& sql);
 
@@ -51,7 +56,11 @@ class PgConnection {
 
  private:
   explicit PgConnection(PGconn* conn) : conn_(conn) {}
+  // PQexec, but giving up after answer_timeout_.
+  Result<PgResult> ExecWithin(const std::string& sql, const std::string& verb);
+
   PGconn* conn_ = nullptr;
+  std::optional<std::chrono::milliseconds> answer_timeout_;
 };
 
 // Sorts a server error into retriable (the connection or server went away) or not.

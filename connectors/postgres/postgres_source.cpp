@@ -63,6 +63,10 @@ Value AppendPosition(uint64_t order_lsn, uint64_t lsn, uint32_t sequence, Batch&
   return Value{offset, static_cast<uint32_t>(batch.arena.size() - offset), ValueKind::kString};
 }
 
+// Half the packaged unit's WatchdogSec: a catalog query on a server that stopped answering
+// fails before systemd takes the agent for hung.
+constexpr std::chrono::milliseconds kCatalogAnswerTimeout{15000};
+
 }  // namespace
 
 PostgresSource::PostgresSource(PostgresSourceOptions options)
@@ -354,6 +358,8 @@ Status PostgresSource::StartStreaming(uint64_t start_lsn) {
   last_status_ = last_receive_ = std::chrono::steady_clock::now();
   handed_lsn_ = std::max(handed_lsn_, start_lsn);
   in_transaction_ = false;
+  // From here on the catalog is queried from Poll and Sample, on the pipeline's thread.
+  catalog_->SetAnswerTimeout(kCatalogAnswerTimeout);
   spdlog::info(
       "postgres: Streaming source={} slot={} publication={} start_lsn={} "
       "in_progress_transactions={}",
@@ -383,6 +389,10 @@ Status PostgresSource::SendStatus(bool reply_requested) {
 
 Status PostgresSource::Poll(Batch& batch, size_t max_bytes, std::chrono::milliseconds timeout) {
   if (!stream_) return Status::Retriable("postgres: source is not open");
+  // A catalog query that got no answer in time closed the connection (Sample's included).
+  if (catalog_->get() == nullptr) {
+    return Status::Retriable("postgres: the server stopped answering catalog queries");
+  }
   if (const auto now = std::chrono::steady_clock::now(); now >= next_table_check_) {
     next_table_check_ = now + options_.heartbeat_interval;
     RETURN_IF_ERROR(CaptureNewTables());
