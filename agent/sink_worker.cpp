@@ -91,13 +91,14 @@ SinkCounters SinkWorker::counters() const {
 }
 
 void SinkWorker::Loop() {
+  auto next_poll = std::chrono::steady_clock::now();
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     wake_worker_.wait_for(lock, kIdlePoll, [&] {
       return stopping_ || !queue_.empty() || flushes_requested_ != flushes_done_;
     });
     if (stopping_) break;
-    while (!queue_.empty()) {
+    if (!queue_.empty()) {
       std::shared_ptr<const Batch> batch = std::move(queue_.front());
       queue_.pop_front();
       wake_pipeline_.notify_all();
@@ -110,14 +111,20 @@ void SinkWorker::Loop() {
       queued_bytes_ -= bytes;
       lock.lock();
       if (!status.ok()) FailLocked(status);
+      // A sink that never runs dry is still polled on time: a file sink flushes and acks from
+      // Poll on its interval.
+      if (std::chrono::steady_clock::now() < next_poll) continue;
     }
+    // A flush covers everything queued before it.
     const uint64_t flush = flushes_requested_;
-    if (flush == flushes_done_ && !failure_.ok()) continue;
+    const bool flushing = flush != flushes_done_ && queue_.empty();
+    if (!flushing && !failure_.ok()) continue;
     lock.unlock();
-    Status status = flush != flushes_done_ ? sink_.Flush() : sink_.Poll();
+    Status status = flushing ? sink_.Flush() : sink_.Poll();
+    next_poll = std::chrono::steady_clock::now() + kIdlePoll;
     Publish();
     lock.lock();
-    if (flush != flushes_done_) {
+    if (flushing) {
       flush_status_ = failure_.ok() ? status : failure_;
       flushes_done_ = flush;
       wake_pipeline_.notify_all();

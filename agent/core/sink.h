@@ -17,7 +17,9 @@ struct SinkCounters {
   uint64_t retries = 0;       // sends repeated after a retriable failure
 };
 
-// A destination. All calls come from the pipeline's thread, and so do the acks.
+// A destination. Open and Close come from the pipeline's thread; every call in between, and the
+// acks, from the sink's worker thread (SinkWorker), one at a time. Other sinks read the same
+// batches at the same time, so a batch is read-only. Close must not ack: the worker is gone.
 class Sink {
  public:
   virtual ~Sink() = default;

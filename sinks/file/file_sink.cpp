@@ -182,7 +182,6 @@ Status FileSink::Flush() {
     if (!status.ok()) return Fail(std::move(status));
   }
   last_flush_ = std::chrono::steady_clock::now();
-  // Taken out first: the callback may submit again.
   std::deque<PendingBatch> durable = std::exchange(pending_, {});
   pending_bytes_ = 0;
   for (const PendingBatch& batch : durable) on_durable_(batch.sequence);

@@ -62,7 +62,7 @@ std::vector<std::string> KafkaTopicsFor(const KafkaSinkOptions& options, const T
 // "{source}.schema-changes", keyed by source and table, without tombstones.
 //
 // A batch is acked once every record of it (and of every earlier batch) has a successful
-// delivery report; reports are served from Poll and Flush, on the pipeline's thread. Retriable
+// delivery report; reports are served from Submit, Poll and Flush, on the sink's thread. Retriable
 // produce errors are retried by librdkafka itself. A record the broker rejects for good (too
 // large, invalid) goes to dlq_topic when set; any other delivery failure, a failed dead-letter
 // write, or a fatal producer error makes every later call return kFatal, and nothing more is

@@ -199,6 +199,36 @@ BOOST_AUTO_TEST_CASE(an_idle_sink_is_polled_and_its_failure_is_kept_until_reset)
   BOOST_TEST(worker.status().ok());
 }
 
+// A sink slower than its source never runs dry, and must still be polled on time: a file sink
+// flushes and acks only from Poll and Flush.
+class SlowSink : public Sink {
+ public:
+  Status Open(AckCallback) override { return Status::Ok(); }
+  Status Submit(const Batch&) override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return Status::Ok();
+  }
+  Status Poll() override {
+    ++polls;
+    return Status::Ok();
+  }
+  Status Flush() override { return Status::Ok(); }
+  size_t PendingBytes() const override { return 0; }
+  void Close() override {}
+  std::atomic<int> polls{0};
+};
+
+BOOST_AUTO_TEST_CASE(a_busy_sink_is_polled_on_time) {
+  SlowSink sink;
+  SinkWorker worker(sink, 2);
+  BOOST_TEST_REQUIRE(worker.Open().ok());
+  BatchPool pool(1 << 20);
+  // 60 batches at 5 ms each, the queue full all along: about 300 ms of work.
+  for (int i = 0; i < 60; ++i) BOOST_TEST_REQUIRE(worker.Submit(pool.Share(pool.Take())).ok());
+  BOOST_TEST(sink.polls.load() >= 10);
+  BOOST_TEST(worker.Flush().ok());
+}
+
 BOOST_AUTO_TEST_CASE(the_pool_recycles_batches_cleared_and_frees_huge_ones) {
   BatchPool pool(1000);
   std::unique_ptr<Batch> batch = pool.Take();
