@@ -91,6 +91,7 @@ Status Pipeline::RunOnce(const std::atomic<bool>& stop) {
   // hold the watermark back.
   tracker_ = AckTracker();
   for (auto& worker : workers_) worker->Reset();
+  for (auto& transform : transforms_) transform->Restart();
   ASSIGN_OR_RETURN(std::optional<std::string> checkpoint, checkpoints_.Load());
   spdlog::info("pipeline: Opening source source={} checkpoint={}", name_,
                checkpoint ? *checkpoint : "none");

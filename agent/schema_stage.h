@@ -20,6 +20,7 @@ class SchemaStage final : public Transform {
   explicit SchemaStage(std::unique_ptr<SchemaRegistry> registry);
 
   Status Apply(Batch& batch) override;
+  void Restart() override { announced_.clear(); }
 
  private:
   // The registered version for `event`'s table; queues its announcement when due.
@@ -28,8 +29,9 @@ class SchemaStage final : public Transform {
   std::unique_ptr<SchemaRegistry> registry_;
   // Source schema → its registered version.
   TableCache<std::shared_ptr<const TableSchema>> versions_;
-  // Versions whose schema-change event this process has already submitted: sinks keep what was
-  // submitted across source reconnects, so a replay need not announce them again.
+  // Versions whose schema-change event this run of the source has already submitted: a replay
+  // within the run need not announce them again. Forgotten on Restart, since a sink that failed
+  // may have dropped the announcement; sinks skip a repeated one (file) or take it twice (Kafka).
   std::unordered_set<const TableSchema*> announced_;
   std::vector<Event> merged_;
 };

@@ -10,6 +10,10 @@ class Transform {
  public:
   virtual ~Transform() = default;
   virtual Status Apply(Batch& batch) = 0;
+  // Called each time before the pipeline (re)opens its source. After a failure, batches this
+  // transform saw may never have reached the sinks (a failed or aborted write): they are
+  // replayed from the checkpoint.
+  virtual void Restart() {}
 };
 
 }  // namespace tributary
