@@ -99,7 +99,7 @@ Status ClassifyPgError(PGconn* conn, const PGresult* result, const std::string& 
 
 Result<PgResult> PgConnection::Exec(const std::string& sql, ExecStatusType expected) {
   // The statement text may hold identifiers but never values; show its first word only.
-  const std::string verb = sql.substr(0, sql.find(' '));
+  const std::string_view verb = std::string_view(sql).substr(0, sql.find(' '));
   PgResult result;
   if (answer_timeout_) {
     ASSIGN_OR_RETURN(result, ExecWithin(sql, verb));
@@ -112,15 +112,15 @@ Result<PgResult> PgConnection::Exec(const std::string& sql, ExecStatusType expec
       return Status::Fatal(fmt::format("postgres: {} returned {}, expected {} (a bug)", verb,
                                        PQresStatus(status), PQresStatus(expected)));
     }
-    return ClassifyPgError(conn_, result.get(), verb + " failed");
+    return ClassifyPgError(conn_, result.get(), fmt::format("{} failed", verb));
   }
   return result;
 }
 
-Result<PgResult> PgConnection::ExecWithin(const std::string& sql, const std::string& verb) {
+Result<PgResult> PgConnection::ExecWithin(const std::string& sql, std::string_view verb) {
   if (conn_ == nullptr) return Status::Retriable("postgres: the connection was closed");
   if (PQsendQuery(conn_, sql.c_str()) != 1) {
-    return ClassifyPgError(conn_, nullptr, verb + " failed");
+    return ClassifyPgError(conn_, nullptr, fmt::format("{} failed", verb));
   }
   const auto deadline = std::chrono::steady_clock::now() + *answer_timeout_;
   // Like PQexec: every result is read, the last one stands for the statement. Each may take
@@ -144,7 +144,8 @@ Result<PgResult> PgConnection::ExecWithin(const std::string& sql, const std::str
         return Status::Retriable(
             fmt::format("postgres: {} failed: poll: {}", verb, std::strerror(errno)));
       }
-      if (PQconsumeInput(conn_) != 1) return ClassifyPgError(conn_, nullptr, verb + " failed");
+      if (PQconsumeInput(conn_) != 1)
+        return ClassifyPgError(conn_, nullptr, fmt::format("{} failed", verb));
     }
     PGresult* next = PQgetResult(conn_);
     if (next == nullptr) return result;

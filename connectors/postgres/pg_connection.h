@@ -57,7 +57,7 @@ class PgConnection {
  private:
   explicit PgConnection(PGconn* conn) : conn_(conn) {}
   // PQexec, but giving up after answer_timeout_.
-  Result<PgResult> ExecWithin(const std::string& sql, const std::string& verb);
+  Result<PgResult> ExecWithin(const std::string& sql, std::string_view verb);
 
   PGconn* conn_ = nullptr;
   std::optional<std::chrono::milliseconds> answer_timeout_;
