@@ -103,13 +103,9 @@ void CheckReplay(const MariaDbServer& server, const std::filesystem::path& dir,
                  AgentProcess& agent) {
   server.Exec("INSERT INTO crash.t1 VALUES (-1, -1, 'marker')");
   auto t1_dir = TopicDir(dir, "cr.crash.t1");
-  bool caught_up = WaitFor(
-      [&] {
-        const auto last = LastTopicEvent(t1_dir);
-        return last && (*last)["after"].is_object() && (*last)["after"]["id"] == -1;
-      },
-      seconds(60));
-  BOOST_REQUIRE_MESSAGE(caught_up, agent.Log());
+  const auto caught_up = WaitForMarker(t1_dir, -1, seconds(60));
+  BOOST_REQUIRE_MESSAGE(caught_up, LogOf{agent});
+  BOOST_TEST_MESSAGE("caught up in " << caught_up->count() << " ms");
   for (const char* t : kTables) {
     auto events = ReadTopicEvents(TopicDir(dir, fmt::format("cr.crash.{}", t)));
     BOOST_TEST(FirstOutOfOrder(events) == -1, "duplicate or reordered event in " << t);

@@ -110,13 +110,9 @@ BOOST_AUTO_TEST_CASE(kill_9_during_writes_loses_and_duplicates_nothing) {
   // A marker committed last: once it is in the files, everything before it is too.
   pg->Exec("INSERT INTO t1 VALUES (-1, -1, 'marker')", "crash");
   auto t1_dir = TopicDir(dir.path(), "cr.public.t1");
-  bool caught_up = WaitFor(
-      [&] {
-        const auto last = LastTopicEvent(t1_dir);
-        return last && (*last)["after"].is_object() && (*last)["after"]["id"] == -1;
-      },
-      seconds(60));
-  BOOST_REQUIRE_MESSAGE(caught_up, agent->Log());
+  const auto caught_up = WaitForMarker(t1_dir, -1, seconds(60));
+  BOOST_REQUIRE_MESSAGE(caught_up, LogOf{*agent});
+  BOOST_TEST_MESSAGE("caught up in " << caught_up->count() << " ms");
   agent->Signal(SIGTERM);
   BOOST_TEST(agent->Wait(seconds(15)).value_or(-1) == 0);
 

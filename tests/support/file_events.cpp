@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <fstream>
 #include <stdexcept>
+#include <system_error>
+#include <thread>
 
 namespace tributary::testing {
 
@@ -35,7 +37,42 @@ std::string ReadAll(const std::filesystem::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
+// The bytes of every file under `dir`; files vanish and appear while a sink writes.
+uintmax_t TotalBytes(const std::filesystem::path& dir) {
+  uintmax_t total = 0;
+  std::error_code ec;
+  for (std::filesystem::recursive_directory_iterator it(dir, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    std::error_code size_ec;
+    const uintmax_t size = it->is_regular_file(size_ec) ? it->file_size(size_ec) : 0;
+    if (!size_ec) total += size;
+  }
+  return total;
+}
+
 }  // namespace
+
+std::optional<std::chrono::milliseconds> WaitForMarker(const std::filesystem::path& topic_dir,
+                                                       int id, std::chrono::milliseconds stall) {
+  const auto started = std::chrono::steady_clock::now();
+  auto last_growth = started;
+  uintmax_t bytes = 0;
+  while (true) {
+    const auto last = LastTopicEvent(topic_dir);
+    const auto now = std::chrono::steady_clock::now();
+    if (last && (*last)["after"].is_object() && (*last)["after"]["id"] == id) {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(now - started);
+    }
+    const uintmax_t now_bytes = TotalBytes(topic_dir.parent_path());
+    if (now_bytes != bytes) {
+      bytes = now_bytes;
+      last_growth = now;
+    } else if (now - last_growth > stall) {
+      return std::nullopt;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
 
 std::optional<nlohmann::json> LastTopicEvent(const std::filesystem::path& topic_dir) {
   const std::vector<std::filesystem::path> segments = Segments(topic_dir);

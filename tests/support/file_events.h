@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -16,6 +17,14 @@ std::vector<nlohmann::json> ReadTopicEvents(const std::filesystem::path& topic_d
 // The last complete event of a file-sink topic directory, without parsing the others: for
 // polling until a marker row arrives.
 std::optional<nlohmann::json> LastTopicEvent(const std::filesystem::path& topic_dir);
+
+// Waits until the last event of `topic_dir` inserts the row whose `id` is `id` (a marker
+// committed after a workload) and returns how long that took. Gives up (nullopt) only once no file
+// under the sink's directory (the parent of `topic_dir`) has grown for `stall`: how long a backlog
+// takes depends on the machine's fsync latency, which tiny segments make the bottleneck, not on the
+// agent being stuck.
+std::optional<std::chrono::milliseconds> WaitForMarker(const std::filesystem::path& topic_dir,
+                                                       int id, std::chrono::milliseconds stall);
 
 // Replays c/u/r/d/t events into the table they describe, keyed by the text of `key_column`;
 // each row is its `after` image dumped as JSON.
