@@ -19,6 +19,11 @@ namespace tributary::mysql {
 
 namespace {
 
+// With events in hand, how long a pause in the stream may last before the batch is handed
+// over: long enough for a run of small transactions to share a batch, short enough not to
+// hold a change back for the pipeline's whole poll timeout.
+constexpr auto kLinger = std::chrono::milliseconds(10);
+
 bool MatchesAny(const std::vector<std::string>& globs, const std::string& name) {
   return std::any_of(globs.begin(), globs.end(), [&](const std::string& glob) {
     return fnmatch(glob.c_str(), name.c_str(), 0) == 0;
@@ -553,10 +558,13 @@ Status MysqlSource::Poll(Batch& batch, size_t max_bytes, std::chrono::millisecon
   if (rpl_ == nullptr) return Status::Retriable("mysql: source is not open");
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
+    const auto now = std::chrono::steady_clock::now();
     // Never block past the deadline between events, so that the pipeline keeps its cadence.
-    if (!WaitReadable(stream_->get(), left)) return Status::Ok();
+    const auto until = batch.empty() ? deadline : std::min(deadline, now + kLinger);
+    if (!WaitReadable(stream_->get(),
+                      std::chrono::duration_cast<std::chrono::milliseconds>(until - now))) {
+      return Status::Ok();
+    }
     MARIADB_RPL_EVENT* event = mariadb_rpl_fetch(rpl_, nullptr);
     if (event == nullptr) return FetchError();
     std::string_view bytes(reinterpret_cast<const char*>(event->raw_data), event->raw_data_size);
