@@ -319,8 +319,10 @@ BOOST_AUTO_TEST_CASE(marker_visible_before_the_replay_is_not_caught_up) {
   BOOST_TEST_MESSAGE("rows on the failing partition " << on_failing
                                                       << ", rows behind when the marker showed "
                                                       << differ_when_visible);
-  // The failed partition's updates are not in the topic yet: the replay has not run.
-  BOOST_TEST(differ_when_visible == static_cast<size_t>(on_failing), agent->Log());
+  // The failed partition's updates are not in the topic yet: the replay has not run. Other
+  // partitions' updates of the same transaction may still be in flight when the marker shows
+  // (with every fsync of the agent slowed to 6 ms, 7 were), hence at least.
+  BOOST_TEST(differ_when_visible >= static_cast<size_t>(on_failing), agent->Log());
   // Stopping here, as a test that trusts the marker would, is a clean stop (the abort while
   // stopping is no failure) that leaves those rows to the next start: they are missing now...
   StopAgent(*agent);
