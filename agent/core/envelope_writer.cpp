@@ -269,20 +269,21 @@ void EnvelopeWriter::WriteEnvelope(const Batch& batch, const Event& event, int64
                                    const ConnectSchemas* connect, std::string& out) {
   assert(event.table != nullptr);
   const bool truncate = event.op == Op::kTruncate;
+  const TableJson& json = JsonFor(batch, *event.table);
   out.append("{\"before\":"sv);
   if (event.before && !truncate) {
-    WriteRow(batch, *event.table, *event.before, /*keys_only=*/false, connect, out);
+    WriteRow(batch, *event.table, json, *event.before, /*keys_only=*/false, connect, out);
   } else {
     out.append("null"sv);
   }
   out.append(",\"after\":"sv);
   if (event.after && !truncate) {
-    WriteRow(batch, *event.table, *event.after, /*keys_only=*/false, connect, out);
+    WriteRow(batch, *event.table, json, *event.after, /*keys_only=*/false, connect, out);
   } else {
     out.append("null"sv);
   }
   out.append(",\"source\":"sv);
-  WriteSource(batch, event, out);
+  WriteSource(batch, event, json, out);
   out.append(",\"op\":\""sv);
   out.push_back(static_cast<char>(event.op));
   out.push_back('"');
@@ -310,7 +311,8 @@ void EnvelopeWriter::WriteKey(const Batch& batch, const Event& event, std::strin
     out.append("null"sv);
     return;
   }
-  WriteRow(batch, *event.table, *image, /*keys_only=*/true, nullptr, out);
+  WriteRow(batch, *event.table, JsonFor(batch, *event.table), *image, /*keys_only=*/true, nullptr,
+           out);
 }
 
 void EnvelopeWriter::WriteConnectKey(const Batch& batch, const Event& event,
@@ -323,15 +325,17 @@ void EnvelopeWriter::WriteConnectKey(const Batch& batch, const Event& event,
   out.append("{\"schema\":"sv);
   out.append(schemas.key);
   out.append(",\"payload\":"sv);
-  WriteRow(batch, *event.table, *image, /*keys_only=*/true, &schemas, out);
+  WriteRow(batch, *event.table, JsonFor(batch, *event.table), *image, /*keys_only=*/true, &schemas,
+           out);
   out.push_back('}');
 }
 
-void EnvelopeWriter::WriteRow(const Batch& batch, const TableSchema& table, uint32_t first,
-                              bool keys_only, const ConnectSchemas* connect, std::string& out) {
+void EnvelopeWriter::WriteRow(const Batch& batch, const TableSchema& table, const TableJson& json,
+                              uint32_t first, bool keys_only, const ConnectSchemas* connect,
+                              std::string& out) {
   assert(first + table.columns.size() <= batch.values.size());
   assert(connect == nullptr || connect->columns.size() == table.columns.size());
-  const std::vector<std::string>& names = JsonFor(batch, table).columns;
+  const std::vector<std::string>& names = json.columns;
   out.push_back('{');
   bool empty = true;
   for (size_t i = 0; i < table.columns.size(); ++i) {
@@ -401,10 +405,10 @@ const EnvelopeWriter::TableJson& EnvelopeWriter::JsonFor(const Batch& batch,
   return unheld_table_json_;
 }
 
-void EnvelopeWriter::WriteSource(const Batch& batch, const Event& event, std::string& out) {
+void EnvelopeWriter::WriteSource(const Batch& batch, const Event& event, const TableJson& json,
+                                 std::string& out) {
   const TableSchema& table = *event.table;
   const SourceMeta& meta = event.meta;
-  const TableJson& json = JsonFor(batch, table);
   out.append(json.head);
   AppendTimestamps(meta.commit_ts_us, committed_at_, out);
   out.append(SnapshotField(meta.snapshot));
@@ -456,7 +460,7 @@ void EnvelopeWriter::WriteSchemaChange(const Batch& batch, const Event& event, s
   assert(event.table != nullptr);
   const TableSchema& table = *event.table;
   out.append("{\"source\":"sv);
-  WriteSource(batch, event, out);
+  WriteSource(batch, event, JsonFor(batch, *event.table), out);
   out.append(",\"databaseName\":"sv);
   AppendJsonString(table.database, out);
   out.append(",\"schemaName\":"sv);
@@ -610,7 +614,7 @@ void EnvelopeWriter::WriteMessage(const Batch& batch, const Event& event, int64_
                                   std::string& out) {
   assert(event.op == Op::kMessage && event.after && *event.after + 1 < batch.values.size());
   out.append("{\"source\":"sv);
-  WriteSource(batch, event, out);
+  WriteSource(batch, event, JsonFor(batch, *event.table), out);
   out.append(",\"op\":\"m\""sv);
   AppendTimestamps(now_us, written_at_, out);
   out.append(",\"message\":{\"prefix\":"sv);

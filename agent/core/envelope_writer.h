@@ -64,12 +64,6 @@ class EnvelopeWriter {
  private:
   void WriteEnvelope(const Batch& batch, const Event& event, int64_t now_us,
                      const ConnectSchemas* connect, std::string& out);
-  // Writes the row image at batch.values[first], one value per column, as an object; with
-  // `keys_only`, just the key columns; with `connect`, values as its columns say.
-  void WriteRow(const Batch& batch, const TableSchema& table, uint32_t first, bool keys_only,
-                const ConnectSchemas* connect, std::string& out);
-  void WriteSource(const Batch& batch, const Event& event, std::string& out);
-
   // What every event of one table version repeats, rendered once: escaping names for every
   // row was a tenth of the writer's CPU.
   struct TableJson {
@@ -81,7 +75,14 @@ class EnvelopeWriter {
     std::vector<std::string> columns;  // ,"<column>": for each column
   };
   static TableJson RenderTableJson(const TableSchema& table);
+  // Looked up once per event and handed to what writes its parts.
   const TableJson& JsonFor(const Batch& batch, const TableSchema& table);
+
+  // Writes the row image at batch.values[first], one value per column, as an object; with
+  // `keys_only`, just the key columns; with `connect`, values as its columns say.
+  void WriteRow(const Batch& batch, const TableSchema& table, const TableJson& json, uint32_t first,
+                bool keys_only, const ConnectSchemas* connect, std::string& out);
+  void WriteSource(const Batch& batch, const Event& event, const TableJson& json, std::string& out);
 
   // `,"ts_ms":…,"ts_us":…` of `us`. A batch's events share their write time and a transaction's
   // their commit time, so each pair is formatted once: integers were a tenth of the writer's
