@@ -717,16 +717,16 @@ Result<PgType> PostgresSource::ResolveType(uint32_t oid) {
       type.category = TypeCategory::kEnum;
     } else if (rows[0][0] == "d") {
       // A domain's values print as its base type's: decode and describe them as those.
+      // Everything but its own OID, name and modifier is the base type's.
       ASSIGN_OR_RETURN(PgType base, ResolveType(static_cast<uint32_t>(std::stoul(rows[0][5]))));
       const int32_t modifier = std::stoi(rows[0][6]);
-      type.category = base.category;
-      type.element = base.element;
-      type.element_oid = base.element_oid;
-      type.element_name = base.element_name;
-      type.element_modifier = base.element_modifier;
-      type.delimiter = base.delimiter;
-      type.base_oid = base.base_oid != 0 ? base.base_oid : base.oid;
-      type.base_modifier = modifier != -1 ? modifier : base.base_modifier;
+      const uint32_t base_oid = base.base_oid != 0 ? base.base_oid : base.oid;
+      const int32_t base_modifier = modifier != -1 ? modifier : base.base_modifier;
+      type = std::move(base);
+      type.oid = oid;
+      type.name = rows[0][4];
+      type.base_oid = base_oid;
+      type.base_modifier = base_modifier;
     } else if (rows[0][7] == "t" && !rows[0][8].empty()) {
       // An array (its element's typarray; int2vector, point and the like have a typelem too but
       // print otherwise): a JSON array whose elements are encoded as the element type's values.
