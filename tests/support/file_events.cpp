@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 namespace tributary::testing {
 
@@ -37,17 +38,22 @@ std::string ReadAll(const std::filesystem::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// The bytes of every file under `dir`; files vanish and appear while a sink writes.
-uintmax_t TotalBytes(const std::filesystem::path& dir) {
-  uintmax_t total = 0;
+// What grows while a sink writes under `dir`: how many files it holds, and the bytes of the
+// in-progress segments (completed ones never change). Only those few are stat'ed: a crash test
+// leaves thousands of segments, and this is polled every 50 ms beside the agent it waits for.
+// Files vanish and appear meanwhile.
+std::pair<uintmax_t, uintmax_t> OutputProgress(const std::filesystem::path& dir) {
+  std::pair<uintmax_t, uintmax_t> progress;
   std::error_code ec;
   for (std::filesystem::recursive_directory_iterator it(dir, ec), end; !ec && it != end;
        it.increment(ec)) {
+    ++progress.first;
+    if (!it->path().filename().string().ends_with(".jsonl.inprogress")) continue;
     std::error_code size_ec;
-    const uintmax_t size = it->is_regular_file(size_ec) ? it->file_size(size_ec) : 0;
-    if (!size_ec) total += size;
+    const uintmax_t size = it->file_size(size_ec);
+    if (!size_ec) progress.second += size;
   }
-  return total;
+  return progress;
 }
 
 }  // namespace
@@ -56,16 +62,16 @@ std::optional<std::chrono::milliseconds> WaitForMarker(const std::filesystem::pa
                                                        int id, std::chrono::milliseconds stall) {
   const auto started = std::chrono::steady_clock::now();
   auto last_growth = started;
-  uintmax_t bytes = 0;
+  std::pair<uintmax_t, uintmax_t> progress;
   while (true) {
     const auto last = LastTopicEvent(topic_dir);
     const auto now = std::chrono::steady_clock::now();
     if (last && (*last)["after"].is_object() && (*last)["after"]["id"] == id) {
       return std::chrono::duration_cast<std::chrono::milliseconds>(now - started);
     }
-    const uintmax_t now_bytes = TotalBytes(topic_dir.parent_path());
-    if (now_bytes != bytes) {
-      bytes = now_bytes;
+    const auto now_progress = OutputProgress(topic_dir.parent_path());
+    if (now_progress != progress) {
+      progress = now_progress;
       last_growth = now;
     } else if (now - last_growth > stall) {
       return std::nullopt;

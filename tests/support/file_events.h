@@ -19,10 +19,10 @@ std::vector<nlohmann::json> ReadTopicEvents(const std::filesystem::path& topic_d
 std::optional<nlohmann::json> LastTopicEvent(const std::filesystem::path& topic_dir);
 
 // Waits until the last event of `topic_dir` inserts the row whose `id` is `id` (a marker
-// committed after a workload) and returns how long that took. Gives up (nullopt) only once no file
-// under the sink's directory (the parent of `topic_dir`) has grown for `stall`: how long a backlog
-// takes depends on the machine's fsync latency, which tiny segments make the bottleneck, not on the
-// agent being stuck.
+// committed after a workload) and returns how long that took. Gives up (nullopt) only once the
+// sink's output (the parent of `topic_dir`: no new segment, no in-progress segment grown) has not
+// changed for `stall`: how long a backlog takes depends on the machine's fsync latency, which
+// tiny segments make the bottleneck, not on the agent being stuck.
 std::optional<std::chrono::milliseconds> WaitForMarker(const std::filesystem::path& topic_dir,
                                                        int id, std::chrono::milliseconds stall);
 
