@@ -11,6 +11,12 @@ namespace tributary {
 
 namespace {
 
+// How long the source may wait for changes. Acks are collected between polls, so while batches
+// wait for theirs the loop comes back soon: an idle source would otherwise hold a durable
+// batch's checkpoint back for a whole poll.
+constexpr std::chrono::milliseconds kIdlePollTimeout{100};
+constexpr std::chrono::milliseconds kAckPollTimeout{10};
+
 // Sleeps in short steps so that a stop request is honoured quickly. Waiting out a backoff is
 // progress too: the watchdog must not restart an agent that is retrying as designed.
 void SleepUnlessStopped(std::chrono::milliseconds total, const std::atomic<bool>& stop,
@@ -132,7 +138,8 @@ Status Pipeline::Pump(const std::atomic<bool>& stop) {
       continue;
     }
     if (batch == nullptr) batch = pool_.Take();
-    RETURN_IF_ERROR(source_->Poll(*batch, options_.batch_bytes, std::chrono::milliseconds(100)));
+    const auto timeout = tracker_.InFlight() > 0 ? kAckPollTimeout : kIdlePollTimeout;
+    RETURN_IF_ERROR(source_->Poll(*batch, options_.batch_bytes, timeout));
     if (!batch->empty()) {
       batch->sequence = next_sequence_++;
       for (auto& transform : transforms_) RETURN_IF_ERROR(transform->Apply(*batch));

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
@@ -227,6 +228,97 @@ BOOST_AUTO_TEST_CASE(a_busy_sink_is_polled_on_time) {
   for (int i = 0; i < 60; ++i) BOOST_TEST_REQUIRE(worker.Submit(pool.Share(pool.Take())).ok());
   BOOST_TEST(sink.polls.load() >= 10);
   BOOST_TEST(worker.Flush().ok());
+}
+
+// Emits one batch, then idles, noting each wait it was allowed.
+class OneBatchSource : public Source {
+ public:
+  Status Open(const std::optional<std::string>&) override { return Status::Ok(); }
+  Status Poll(Batch& batch, size_t, std::chrono::milliseconds timeout) override {
+    if (!sent_) {
+      sent_ = true;
+      batch.AddValue(ValueKind::kString, "x");
+      batch.commit_position = PositionOf(1);
+      return Status::Ok();
+    }
+    idle_timeouts.push_back(timeout);
+    std::this_thread::sleep_for(timeout);
+    return Status::Ok();
+  }
+  Status Acknowledge(const std::string& position) override {
+    acknowledged = position;
+    return Status::Ok();
+  }
+  void Close() override {}
+
+  std::vector<std::chrono::milliseconds> idle_timeouts;  // the pipeline's thread only
+  std::string acknowledged;
+
+ private:
+  bool sent_ = false;
+};
+
+// Acks each batch on the first Poll 30 ms after taking it.
+class LateAckSink : public Sink {
+ public:
+  Status Open(AckCallback on_durable) override {
+    on_durable_ = std::move(on_durable);
+    return Status::Ok();
+  }
+  Status Submit(const Batch& batch) override {
+    unacked_.push_back(batch.sequence);
+    taken_at_ = std::chrono::steady_clock::now();
+    return Status::Ok();
+  }
+  Status Poll() override {
+    if (!unacked_.empty() &&
+        std::chrono::steady_clock::now() - taken_at_ >= std::chrono::milliseconds(30)) {
+      return Flush();
+    }
+    return Status::Ok();
+  }
+  Status Flush() override {
+    for (uint64_t sequence : unacked_) on_durable_(sequence);
+    unacked_.clear();
+    return Status::Ok();
+  }
+  size_t PendingBytes() const override { return 0; }
+  void Close() override {}
+
+ private:
+  AckCallback on_durable_;
+  std::vector<uint64_t> unacked_;
+  std::chrono::steady_clock::time_point taken_at_;
+};
+
+BOOST_AUTO_TEST_CASE(an_idle_source_is_polled_briefly_while_batches_wait_for_acks) {
+  TempDir state;
+  std::atomic<bool> stop{false};
+  auto source = std::make_unique<OneBatchSource>();
+  OneBatchSource& source_ref = *source;
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(std::make_unique<LateAckSink>());
+  Pipeline pipeline("test", std::move(source), std::move(sinks), {},
+                    CheckpointStore(state.path, "test"), PipelineOptions{});
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    stop = true;
+  });
+  Status status = pipeline.Run(stop);
+  stopper.join();
+  BOOST_TEST_REQUIRE(status.ok(), status.message());
+  BOOST_TEST(source_ref.acknowledged == PositionOf(1));
+
+  // Short waits until the ack came in (30 ms at least), the long one after it: the checkpoint
+  // is not held back by an idle source's wait.
+  const auto& waits = source_ref.idle_timeouts;
+  auto first_long = std::find(waits.begin(), waits.end(), std::chrono::milliseconds(100));
+  BOOST_TEST_REQUIRE((first_long != waits.end()));
+  BOOST_TEST(std::distance(waits.begin(), first_long) >= 2);
+  BOOST_TEST(std::all_of(waits.begin(), first_long,
+                         [](auto wait) { return wait == std::chrono::milliseconds(10); }));
+  BOOST_TEST(std::all_of(first_long, waits.end(),
+                         [](auto wait) { return wait == std::chrono::milliseconds(100); }));
 }
 
 BOOST_AUTO_TEST_CASE(the_pool_recycles_batches_cleared_and_frees_huge_ones) {
