@@ -23,6 +23,10 @@ namespace {
 // over: long enough for a run of small transactions to share a batch, short enough not to
 // hold a change back for the pipeline's whole poll timeout.
 constexpr auto kLinger = std::chrono::milliseconds(10);
+// With events coming steadily, how long a batch may keep growing: the pipeline's cadence. The
+// caller's timeout only bounds the wait for a first event; it may be shorter (while batches
+// wait for acks) and must not cut a flowing stream into batches that small.
+constexpr auto kMaxBatchAge = std::chrono::milliseconds(100);
 
 bool MatchesAny(const std::vector<std::string>& globs, const std::string& name) {
   return std::any_of(globs.begin(), globs.end(), [&](const std::string& glob) {
@@ -556,11 +560,13 @@ Status MysqlSource::Poll(Batch& batch, size_t max_bytes, std::chrono::millisecon
     RETURN_IF_ERROR(StartStream(snapshot_start_));
   }
   if (rpl_ == nullptr) return Status::Retriable("mysql: source is not open");
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + timeout;
+  const auto batch_deadline = start + std::max<std::chrono::milliseconds>(timeout, kMaxBatchAge);
   while (true) {
     const auto now = std::chrono::steady_clock::now();
     // Never block past the deadline between events, so that the pipeline keeps its cadence.
-    const auto until = batch.empty() ? deadline : std::min(deadline, now + kLinger);
+    const auto until = batch.empty() ? deadline : std::min(batch_deadline, now + kLinger);
     if (!WaitReadable(stream_->get(),
                       std::chrono::duration_cast<std::chrono::milliseconds>(until - now))) {
       return Status::Ok();
@@ -575,7 +581,7 @@ Status MysqlSource::Poll(Batch& batch, size_t max_bytes, std::chrono::millisecon
     mariadb_free_rpl_event(event);
     RETURN_IF_ERROR(status);
     if (batch.ByteSize() >= max_bytes) return Status::Ok();
-    if (std::chrono::steady_clock::now() >= deadline) return Status::Ok();
+    if (std::chrono::steady_clock::now() >= batch_deadline) return Status::Ok();
   }
 }
 

@@ -1,9 +1,13 @@
 #define BOOST_TEST_MODULE mysql_schema_fields_test
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "connectors/mysql/mysql_source.h"
@@ -12,7 +16,8 @@
 // What the MySQL source puts in TableSchema for the schema registry against a real MariaDB:
 // canonical types, nullability and key from the TABLE_MAP (and the catalog for the snapshot),
 // the DDL that made a shape, and schema-change events for tables dropped or renamed away.
-// Drives MysqlSource directly: the envelope does not print these.
+// Drives MysqlSource directly: the envelope does not print these. Also how Poll's timeout cuts
+// batches, which only the source itself shows.
 
 namespace tributary::testing {
 namespace {
@@ -159,6 +164,51 @@ BOOST_AUTO_TEST_CASE(canonical_types_nullability_ddl_and_drops) {
   BOOST_TEST(more.size() == 1u);
   BOOST_TEST(more[0].schema->table == "done");
   BOOST_TEST(more[0].schema->ddl == "CREATE TABLE shop.done (id INT PRIMARY KEY)");
+  source.Close();
+}
+
+// The pipeline polls with a 10 ms timeout while batches wait for acks. That timeout bounds only
+// the wait for a first event: a stream that keeps coming still fills one batch for up to 100 ms,
+// instead of being cut every 10 ms.
+BOOST_AUTO_TEST_CASE(a_short_poll_timeout_does_not_cut_a_flowing_stream) {
+  auto server = MariaDbServer::Start();
+  server->Exec("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY);");
+  mysql::MysqlSourceOptions options;
+  options.name = "cadence";
+  options.dsn = server->Dsn();
+  options.tables = {"shop.*"};
+  options.server_id = 4243;
+  options.initial_snapshot = false;
+  mysql::MysqlSource source(options);
+  Status opened = source.Open(std::nullopt);
+  BOOST_REQUIRE_MESSAGE(opened.ok(), opened.ToString());
+
+  // 300 single-row transactions about 1 ms apart: far less than the source's 10 ms linger.
+  constexpr size_t kRows = 300;
+  std::thread writer([&] {
+    server->Exec(fmt::format(
+        "BEGIN NOT ATOMIC FOR i IN 1..{} DO INSERT INTO shop.t VALUES (i); DO SLEEP(0.001); "
+        "END FOR; END",
+        kRows));
+  });
+  size_t rows = 0;
+  auto longest = std::chrono::steady_clock::duration::zero();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  Batch batch;
+  while (rows < kRows && std::chrono::steady_clock::now() < deadline) {
+    batch.Clear();
+    const auto start = std::chrono::steady_clock::now();
+    Status status = source.Poll(batch, 1 << 20, std::chrono::milliseconds(10));
+    BOOST_REQUIRE_MESSAGE(status.ok(), status.ToString());
+    if (!batch.events.empty())
+      longest = std::max(longest, std::chrono::steady_clock::now() - start);
+    rows += batch.events.size();
+  }
+  writer.join();
+  BOOST_TEST(rows == kRows);
+  // Cut at the timeout, no Poll with events would take much over 10 ms. One stall of the
+  // writer past the linger cuts a batch short, but some batch still gets to grow.
+  BOOST_TEST(std::chrono::duration_cast<std::chrono::milliseconds>(longest).count() >= 50);
   source.Close();
 }
 
