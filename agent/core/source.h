@@ -29,8 +29,10 @@ class Source {
   virtual Status Open(const std::optional<std::string>& checkpoint) = 0;
 
   // Appends events to `batch` (which the caller has cleared) until it holds about
-  // `max_bytes`, a commit arrives after that, or `timeout` passes. Sets
-  // batch.commit_position when the batch ends a transaction. An empty batch is fine.
+  // `max_bytes`, a commit arrives after that, or the stream pauses. Waits at most `timeout`
+  // for a first event; with events in hand, returns within about 100 ms however steadily
+  // they come. Sets batch.commit_position when the batch ends a transaction. An empty batch is
+  // fine.
   virtual Status Poll(Batch& batch, size_t max_bytes, std::chrono::milliseconds timeout) = 0;
 
   // Everything up to and including `position` is durably checkpointed: the source may let
