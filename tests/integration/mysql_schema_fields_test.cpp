@@ -48,6 +48,21 @@ void PollUntil(mysql::MysqlSource& source, std::vector<Seen>& seen,
   }
 }
 
+// A source capturing shop.*, opened without a checkpoint.
+std::unique_ptr<mysql::MysqlSource> OpenShopSource(const MariaDbServer& server,
+                                                   bool initial_snapshot) {
+  mysql::MysqlSourceOptions options;
+  options.name = "fields";
+  options.dsn = server.Dsn();
+  options.tables = {"shop.*"};
+  options.server_id = 4242;
+  options.initial_snapshot = initial_snapshot;
+  auto source = std::make_unique<mysql::MysqlSource>(options);
+  Status opened = source->Open(std::nullopt);
+  BOOST_REQUIRE_MESSAGE(opened.ok(), opened.ToString());
+  return source;
+}
+
 std::vector<std::string> Describe(const TableSchema& schema) {
   std::vector<std::string> out;
   for (const ColumnSchema& c : schema.columns) {
@@ -70,15 +85,8 @@ BOOST_AUTO_TEST_CASE(canonical_types_nullability_ddl_and_drops) {
       "CREATE TABLE other.x (id INT PRIMARY KEY);"
       "INSERT INTO shop.t (id, name, amount, bu) VALUES (1, 'one', 1.5, 7);");
 
-  mysql::MysqlSourceOptions options;
-  options.name = "fields";
-  options.dsn = server->Dsn();
-  options.tables = {"shop.*"};
-  options.server_id = 4242;
-  options.initial_snapshot = true;
-  mysql::MysqlSource source(options);
-  Status opened = source.Open(std::nullopt);
-  BOOST_REQUIRE_MESSAGE(opened.ok(), opened.ToString());
+  std::unique_ptr<mysql::MysqlSource> opened = OpenShopSource(*server, /*initial_snapshot=*/true);
+  mysql::MysqlSource& source = *opened;
 
   std::vector<Seen> seen;
   PollUntil(source, seen, [&] { return seen.size() == 1; });
@@ -173,15 +181,8 @@ BOOST_AUTO_TEST_CASE(canonical_types_nullability_ddl_and_drops) {
 BOOST_AUTO_TEST_CASE(a_short_poll_timeout_does_not_cut_a_flowing_stream) {
   auto server = MariaDbServer::Start();
   server->Exec("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY);");
-  mysql::MysqlSourceOptions options;
-  options.name = "cadence";
-  options.dsn = server->Dsn();
-  options.tables = {"shop.*"};
-  options.server_id = 4243;
-  options.initial_snapshot = false;
-  mysql::MysqlSource source(options);
-  Status opened = source.Open(std::nullopt);
-  BOOST_REQUIRE_MESSAGE(opened.ok(), opened.ToString());
+  std::unique_ptr<mysql::MysqlSource> opened = OpenShopSource(*server, /*initial_snapshot=*/false);
+  mysql::MysqlSource& source = *opened;
 
   // 300 single-row transactions about 1 ms apart: far less than the source's 10 ms linger.
   constexpr size_t kRows = 300;
