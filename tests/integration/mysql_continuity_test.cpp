@@ -3,7 +3,6 @@
 #include <signal.h>
 
 #include <boost/test/unit_test.hpp>
-#include <fstream>
 #include <thread>
 
 #include "tests/support/agent_config.h"
@@ -43,9 +42,7 @@ BOOST_AUTO_TEST_CASE(bad_credentials_exit_78) {
   auto server = MariaDbServer::Start();
   TempDir dir;
   auto config = WriteMysqlFileConfig(dir.path(), *server, "bad", R"(["shop.*"])");
-  std::string text = ReadFile(config);
-  text.replace(text.find("cdc-pass"), 8, "wrong-pass");
-  std::ofstream(config, std::ios::trunc) << text;
+  EditConfig(config, "cdc-pass", "wrong-pass");
   const int code = RunAgent({"run", "--config", config.string()}, dir.path() / "agent.log");
   const std::string log = ReadFile(dir.path() / "agent.log");
   BOOST_TEST(code == kExitConfig, log);

@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <boost/test/unit_test.hpp>
-#include <fstream>
 #include <random>
 #include <thread>
 
@@ -127,9 +126,7 @@ void CheckReplay(const MariaDbServer& server, const std::filesystem::path& dir,
 std::filesystem::path SmallSegmentConfig(const std::filesystem::path& dir,
                                          const MariaDbServer& server) {
   auto config = WriteMysqlFileConfig(dir, server, "cr", R"(["crash.t*"])");
-  std::string text = ReadFile(config);
-  text.replace(text.find("rotate_bytes: 1048576"), 21, "rotate_bytes: 16384");
-  std::ofstream(config, std::ios::trunc) << text;
+  EditConfig(config, "rotate_bytes: 1048576", "rotate_bytes: 16384");
   return config;
 }
 

@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <boost/test/unit_test.hpp>
-#include <fstream>
 #include <random>
 #include <set>
 #include <thread>
@@ -70,10 +69,8 @@ struct Fixture {
 
   std::filesystem::path Config(size_t chunk_rows) const {
     auto config = WriteMysqlFileConfig(dir.path(), *server, "sn", R"(["snap.*"])");
-    std::string text = ReadFile(config);
-    text.replace(text.find("snapshot: never"), 15,
-                 fmt::format("snapshot: initial\n    snapshot_chunk_rows: {}", chunk_rows));
-    std::ofstream(config, std::ios::trunc) << text;
+    EditConfig(config, "snapshot: never",
+               fmt::format("snapshot: initial\n    snapshot_chunk_rows: {}", chunk_rows));
     return config;
   }
 
@@ -329,9 +326,7 @@ INSERT INTO shop.types VALUES
   '', '', '', '', '', '', '[]', ST_GeomFromText('POINT(0 0)'),
   '00000000-0000-0000-0000-000000000000', '::'))");
   auto config = WriteMysqlFileConfig(dir.path(), *server, "ty", R"(["shop.*"])");
-  std::string text = ReadFile(config);
-  text.replace(text.find("snapshot: never"), 15, "snapshot: initial");
-  std::ofstream(config, std::ios::trunc) << text;
+  EditConfig(config, "snapshot: never", "snapshot: initial");
   AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent.log");
   bool done = WaitFor(
       [&] { return agent.Log().find("mysql: Streaming") != std::string::npos || !agent.running(); },

@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <boost/test/unit_test.hpp>
-#include <fstream>
 #include <random>
 #include <set>
 #include <thread>
@@ -72,12 +71,8 @@ BOOST_AUTO_TEST_CASE(kill_9_during_writes_loses_and_duplicates_nothing) {
     pg->Exec(fmt::format("CREATE TABLE {} (id int PRIMARY KEY, v int, note text)", t), "crash");
   }
   auto config = WritePgFileConfig(dir.path(), *pg, "crash", "cr", "[\"public.t*\"]");
-  {
-    // Small segments, so that crashes also land around rotations.
-    std::string text = ReadFile(config);
-    text.replace(text.find("rotate_bytes: 1048576"), 21, "rotate_bytes: 16384");
-    std::ofstream(config, std::ios::trunc) << text;
-  }
+  // Small segments, so that crashes also land around rotations.
+  EditConfig(config, "rotate_bytes: 1048576", "rotate_bytes: 16384");
   auto start_agent = [&](int n) {
     return std::make_unique<AgentProcess>(
         std::vector<std::string>{"run", "--config", config.string()},

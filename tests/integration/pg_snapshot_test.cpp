@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <boost/test/unit_test.hpp>
-#include <fstream>
 #include <random>
 #include <set>
 #include <thread>
@@ -210,13 +209,9 @@ BOOST_FIXTURE_TEST_CASE(kill_9_mid_snapshot_resumes_at_the_next_chunk, Fixture) 
   CreateTable("big", kRows);
   auto config = WritePgFileConfig(dir.path(), *pg, "snap", "sn", "[\"public.big\"]",
                                   "    snapshot: initial\n    snapshot_chunk_rows: 200\n");
-  {
-    // What is read twice is what the files took past the checkpoint, which grows with the
-    // flush interval: 20 ms instead of the usual 100 keeps it small against the threshold.
-    std::string text = ReadFile(config);
-    text.replace(text.find("flush_interval_ms: 100"), 22, "flush_interval_ms: 20");
-    std::ofstream(config, std::ios::trunc) << text;
-  }
+  // What is read twice is what the files took past the checkpoint, which grows with the flush
+  // interval: 20 ms instead of the usual 100 keeps it small against the threshold.
+  EditConfig(config, "flush_interval_ms: 100", "flush_interval_ms: 20");
   std::atomic<bool> stop{false};
   std::thread writer([&] { RunWrites(*pg, "big", kRows, stop, 2); });
   auto agent = StartAgent(config, 0);

@@ -122,11 +122,7 @@ BOOST_AUTO_TEST_CASE(ready_status_watchdog_reload_and_stopping) {
   BOOST_TEST(pings <= 7u);
 
   // SIGHUP with a new log level: RELOADING=1, then READY=1 again, and the new level applies.
-  {
-    std::string text = ReadFile(config);
-    text.replace(text.find("level: debug"), 12, "level: warn");
-    std::ofstream(config, std::ios::trunc) << text;
-  }
+  EditConfig(config, "level: debug", "level: warn");
   agent.Signal(SIGHUP);
   seen.clear();
   BOOST_REQUIRE(notify.WaitForLine("RELOADING=1", seconds(5), seen));

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <fstream>
+#include <sstream>
+#include <stdexcept>
 
 namespace tributary::testing {
 
@@ -42,6 +44,22 @@ std::filesystem::path WritePgFileConfig(const std::filesystem::path& dir, const 
                              fmt::format("    type: postgres\n    dsn: \"{}\"\n    tables: {}\n",
                                          pg.Dsn(dbname), tables_yaml),
                              extra_source_yaml);
+}
+
+void EditConfig(const std::filesystem::path& path, const std::string& from, const std::string& to) {
+  std::string text;
+  {
+    std::ifstream in(path);
+    std::stringstream contents;
+    contents << in.rdbuf();
+    text = contents.str();
+  }
+  const size_t at = text.find(from);
+  if (at == std::string::npos) {
+    throw std::runtime_error("config " + path.string() + " has no \"" + from + "\" to replace");
+  }
+  text.replace(at, from.size(), to);
+  std::ofstream(path, std::ios::trunc) << text;
 }
 
 std::filesystem::path TopicDir(const std::filesystem::path& dir, const std::string& topic) {

@@ -24,6 +24,10 @@ std::filesystem::path WritePgFileConfig(const std::filesystem::path& dir, const 
                                         const std::string& tables_yaml,
                                         const std::string& extra_source_yaml = "");
 
+// Replaces the first `from` in the config at `path` with `to`, for a setting the writers above
+// do not take. Throws when `from` is not there: the test would otherwise run with the default.
+void EditConfig(const std::filesystem::path& path, const std::string& from, const std::string& to);
+
 // The directory of a topic written by that config.
 std::filesystem::path TopicDir(const std::filesystem::path& dir, const std::string& topic);
 
