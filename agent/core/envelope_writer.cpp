@@ -6,6 +6,8 @@
 #include <charconv>
 #include <cstdint>
 #include <cstring>
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include "agent/core/text_append.h"
@@ -120,10 +122,9 @@ void AppendOptionalText(const Batch& batch, const Value& value, std::string& out
   }
 }
 
-// Debezium's MySQL / MariaDB source members after `db`.
-// Follows `,"table":…`, which the caller writes.
-void WriteBinlogSource(const Batch& batch, const Event& event, std::string& out) {
-  const SourceMeta& meta = event.meta;
+// Debezium's MySQL / MariaDB source members after `table`, up to the row's number: the
+// caller writes the number, then what WriteBinlogSourceTail wrote.
+void WriteBinlogSourceHead(const Batch& batch, const SourceMeta& meta, std::string& out) {
   out.append(",\"server_id\":"sv);
   AppendNumber(meta.server_id, out);
   out.append(",\"gtid\":"sv);
@@ -133,7 +134,9 @@ void WriteBinlogSource(const Batch& batch, const Event& event, std::string& out)
   out.append(",\"pos\":"sv);
   AppendNumber(meta.binlog_pos, out);
   out.append(",\"row\":"sv);
-  AppendNumber(meta.binlog_row, out);
+}
+
+void WriteBinlogSourceTail(const SourceMeta& meta, std::string& out) {
   out.append(",\"thread\":"sv);
   if (meta.thread_id != 0) {
     AppendNumber(meta.thread_id, out);
@@ -141,6 +144,22 @@ void WriteBinlogSource(const Batch& batch, const Event& event, std::string& out)
     out.append("null"sv);
   }
   out.append(",\"query\":null"sv);
+}
+
+// Whether `cached` holds what `value` says: the same text, or no text for a null.
+bool SameText(const std::optional<std::string>& cached, const Batch& batch, const Value& value) {
+  if (value.kind == ValueKind::kNull) return !cached.has_value();
+  return cached.has_value() && *cached == batch.Text(value);
+}
+
+// Makes `held` what `value` says, reusing its buffer.
+void HoldText(std::optional<std::string>& held, const Batch& batch, const Value& value) {
+  if (value.kind == ValueKind::kNull) {
+    held.reset();
+    return;
+  }
+  if (!held) held.emplace();
+  held->assign(batch.Text(value));
 }
 
 // "schema.table" (PostgreSQL) or "db.table" (MySQL): the name schema versions are kept under.
@@ -269,7 +288,7 @@ void EnvelopeWriter::WriteEnvelope(const Batch& batch, const Event& event, int64
                                    const ConnectSchemas* connect, std::string& out) {
   assert(event.table != nullptr);
   const bool truncate = event.op == Op::kTruncate;
-  const TableJson& json = JsonFor(batch, *event.table);
+  TableJson& json = JsonFor(batch, *event.table);
   out.append("{\"before\":"sv);
   if (event.before && !truncate) {
     WriteRow(batch, *event.table, json, *event.before, /*keys_only=*/false, connect, out);
@@ -393,8 +412,7 @@ EnvelopeWriter::TableJson EnvelopeWriter::RenderTableJson(const TableSchema& tab
   return json;
 }
 
-const EnvelopeWriter::TableJson& EnvelopeWriter::JsonFor(const Batch& batch,
-                                                         const TableSchema& table) {
+EnvelopeWriter::TableJson& EnvelopeWriter::JsonFor(const Batch& batch, const TableSchema& table) {
   Result<TableJson*> json =
       table_json_.Get("envelope writer", batch, &table,
                       [](const std::shared_ptr<const TableSchema>& schema) -> Result<TableJson> {
@@ -405,14 +423,25 @@ const EnvelopeWriter::TableJson& EnvelopeWriter::JsonFor(const Batch& batch,
   return unheld_table_json_;
 }
 
-void EnvelopeWriter::WriteSource(const Batch& batch, const Event& event, const TableJson& json,
-                                 std::string& out) {
-  const TableSchema& table = *event.table;
+bool EnvelopeWriter::SameSource(const SourceText& text, const Batch& batch,
+                                const SourceMeta& meta) {
+  const SourceMeta& held = text.meta;
+  return text.valid && held.commit_ts_us == meta.commit_ts_us &&
+         held.commit_lsn == meta.commit_lsn && held.lsn == meta.lsn && held.txid == meta.txid &&
+         held.snapshot == meta.snapshot && held.binlog_pos == meta.binlog_pos &&
+         held.server_id == meta.server_id && held.thread_id == meta.thread_id &&
+         SameText(text.gtid, batch, meta.gtid) && SameText(text.file, batch, meta.binlog_file);
+}
+
+void EnvelopeWriter::RenderSource(const Batch& batch, const Event& event, TableJson& json) {
   const SourceMeta& meta = event.meta;
-  out.append(json.head);
+  SourceText& text = json.source_text;
+  std::string& out = text.head;
+  out.assign(json.head);
   AppendTimestamps(meta.commit_ts_us, committed_at_, out);
   out.append(SnapshotField(meta.snapshot));
   out.append(json.database);
+  std::string* rest = &out;
   if (json.source == TableJson::Source::kPostgres) {
     // Debezium's sequence: a JSON array of the commit and change LSNs, serialized as a string.
     out.append(",\"sequence\":\"["sv);
@@ -436,11 +465,31 @@ void EnvelopeWriter::WriteSource(const Batch& batch, const Event& event, const T
     out.append(",\"xmin\":null"sv);
   } else {
     out.append(json.schema_and_table);
-    if (json.source == TableJson::Source::kBinlog) WriteBinlogSource(batch, event, out);
+    if (json.source == TableJson::Source::kBinlog) {
+      WriteBinlogSourceHead(batch, meta, out);
+      text.tail.clear();
+      WriteBinlogSourceTail(meta, text.tail);
+      rest = &text.tail;
+    }
   }
-  out.append(",\"schema_version\":"sv);
-  AppendNumber(table.version, out);
-  out.append(",\"position\":"sv);
+  rest->append(",\"schema_version\":"sv);
+  AppendNumber(event.table->version, *rest);
+  rest->append(",\"position\":"sv);
+  text.meta = meta;
+  HoldText(text.gtid, batch, meta.gtid);
+  HoldText(text.file, batch, meta.binlog_file);
+  text.valid = true;
+}
+
+void EnvelopeWriter::WriteSource(const Batch& batch, const Event& event, TableJson& json,
+                                 std::string& out) {
+  const SourceMeta& meta = event.meta;
+  if (!SameSource(json.source_text, batch, meta)) RenderSource(batch, event, json);
+  out.append(json.source_text.head);
+  if (json.source == TableJson::Source::kBinlog) {
+    AppendNumber(meta.binlog_row, out);
+    out.append(json.source_text.tail);
+  }
   AppendJsonString(batch.Text(event.position), out);
   // Masking covers table columns: a message passes through it unchanged, so names no policy.
   if (batch.masking_policy != nullptr && event.op != Op::kMessage) {

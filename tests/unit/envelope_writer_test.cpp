@@ -2,6 +2,7 @@
 #include "agent/core/envelope_writer.h"
 
 #include <boost/test/unit_test.hpp>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -359,6 +360,71 @@ BOOST_AUTO_TEST_CASE(each_table_version_keeps_its_own_names) {
              boost::test_tools::per_element());
   BOOST_TEST(renamed_column == (std::vector<bool>{false, true, false, true, true}),
              boost::test_tools::per_element());
+}
+
+// The writer keeps each table's last source block and reuses it while the next event's source
+// members match: a reused writer must write every event exactly as a fresh one does, whichever
+// member changes between events, and across batches whose texts sit at the same offsets.
+BOOST_AUTO_TEST_CASE(a_reused_writer_writes_each_source_block_afresh_when_it_changes) {
+  auto binlog = Customers();
+  binlog->connector = "mariadb";
+  binlog->schema.clear();
+  auto postgres = Customers();
+  using Change = std::function<void(Batch&, Event&)>;
+  // What changes, which connectors write it ("" for both, or none for "nothing"), and how.
+  struct Case {
+    std::string name;
+    std::string written_by;
+    Change change;
+  };
+  const std::vector<Case> changes = {
+      {"nothing", "none", [](Batch&, Event&) {}},
+      {"row", "mariadb", [](Batch&, Event& e) { e.meta.binlog_row = 7; }},
+      {"pos", "mariadb", [](Batch&, Event& e) { e.meta.binlog_pos = 4096; }},
+      {"server_id", "mariadb", [](Batch&, Event& e) { e.meta.server_id = 2; }},
+      {"thread", "mariadb", [](Batch&, Event& e) { e.meta.thread_id = 0; }},
+      {"gtid text", "mariadb",
+       [](Batch& b, Event& e) { e.meta.gtid = b.AddValue(ValueKind::kString, "0-1-8"); }},
+      {"gtid null", "mariadb", [](Batch&, Event& e) { e.meta.gtid = Value{}; }},
+      {"file", "mariadb",
+       [](Batch& b, Event& e) { e.meta.binlog_file = b.AddValue(ValueKind::kString, "b.2"); }},
+      {"commit time", "", [](Batch&, Event& e) { e.meta.commit_ts_us += 1000; }},
+      {"snapshot", "", [](Batch&, Event& e) { e.meta.snapshot = SnapshotMark::kLast; }},
+      {"lsn", "postgresql", [](Batch&, Event& e) { e.meta.lsn += 8; }},
+      {"commit lsn", "postgresql", [](Batch&, Event& e) { e.meta.commit_lsn += 8; }},
+      {"txid", "postgresql", [](Batch&, Event& e) { e.meta.txid = 0; }},
+      {"position", "",
+       [](Batch& b, Event& e) { e.position = b.AddValue(ValueKind::kString, "p2"); }},
+  };
+  for (const auto& schema : {binlog, postgres}) {
+    EnvelopeWriter reused;
+    for (const auto& [name, written_by, change] : changes) {
+      BOOST_TEST_CONTEXT(schema->connector << ", " << name << " changed") {
+        // A batch of its own each time, filled the same way: the same texts at the same offsets
+        // unless the change adds one.
+        Batch batch;
+        Event event = MakeEvent(batch, schema, Op::kCreate);
+        event.meta.server_id = 1;
+        event.meta.thread_id = 12;
+        event.meta.binlog_pos = 1198;
+        event.meta.binlog_row = 3;
+        event.meta.gtid = batch.AddValue(ValueKind::kString, "0-1-5");
+        event.meta.binlog_file = batch.AddValue(ValueKind::kString, "b.1");
+        event.after = AddRow(
+            batch, {batch.AddValue(ValueKind::kRaw, "1"), batch.AddValue(ValueKind::kString, "a"),
+                    batch.AddValue(ValueKind::kNull, "")});
+        std::string before_change;
+        reused.Write(batch, event, kNowUs, before_change);
+        BOOST_TEST(before_change == WriteLine(batch, event));
+        change(batch, event);
+        std::string after_change;
+        reused.Write(batch, event, kNowUs, after_change);
+        BOOST_TEST(after_change == WriteLine(batch, event));
+        const bool written = written_by.empty() || written_by == schema->connector;
+        BOOST_TEST((after_change != before_change) == written);
+      }
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(other_connectors_get_common_source_fields) {
