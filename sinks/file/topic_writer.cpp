@@ -253,10 +253,18 @@ Status TopicWriter::WriteBuffered(size_t length) {
 Status TopicWriter::Sync() {
   if (!dirty_) return Status::Ok();
   RETURN_IF_ERROR(WriteBuffered(buffer_.size()));
-  if (fd_ >= 0 && ::fsync(fd_) != 0) return IoError("fsync", InProgressPath(segment_), errno);
+  if (fd_ >= 0) {
+    if (::fsync(fd_) != 0) return IoError("fsync", InProgressPath(segment_), errno);
+    DropCached();
+  }
   RETURN_IF_ERROR(SaveWatermark());
   dirty_ = false;
   return Status::Ok();
+}
+
+void TopicWriter::DropCached() {
+  // Advisory, like sync_file_range above: a failure only leaves the pages cached.
+  (void)::posix_fadvise(fd_, 0, static_cast<off_t>(file_bytes_), POSIX_FADV_DONTNEED);
 }
 
 Status TopicWriter::SaveWatermark() {
@@ -281,6 +289,7 @@ Status TopicWriter::Rotate(size_t length) {
   // Without an open file nothing was written since recovery: the segment is durable already.
   if (fd_ >= 0) {
     if (::fsync(fd_) != 0) return IoError("fsync", in_progress, errno);
+    DropCached();
     ::close(fd_);
     fd_ = -1;
   }

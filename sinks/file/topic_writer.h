@@ -73,6 +73,8 @@ class TopicWriter {
   // Writes buffer_[0, length) to the segment and drops it from the buffer.
   Status WriteBuffered(size_t length);
   Status SaveWatermark();
+  // Drops the open segment's pages from the page cache; they must be fsynced already.
+  void DropCached();
   // Completes the open segment with the first `length` buffered bytes; the rest of the
   // buffer starts the next segment.
   Status Rotate(size_t length);

@@ -1,7 +1,10 @@
 #define BOOST_TEST_MODULE file_sink_test
 #include "sinks/file/file_sink.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/test/unit_test.hpp>
@@ -243,6 +246,46 @@ BOOST_FIXTURE_TEST_CASE(rotation_numbers_segments_within_rotate_bytes, Fixture) 
   BOOST_TEST(watermark["segment"] == 4);
   BOOST_TEST(watermark["offset"] == fs::file_size(TopicDir() / InProgress(4)));
   BOOST_TEST(watermark["position"] == Position(10));
+}
+
+// How many of the file's pages are in the page cache.
+size_t ResidentPages(const fs::path& path) {
+  const size_t size = fs::file_size(path);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  BOOST_TEST_REQUIRE(fd >= 0);
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  BOOST_TEST_REQUIRE(map != MAP_FAILED);
+  const auto page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> resident((size + page - 1) / page);
+  BOOST_TEST_REQUIRE(::mincore(map, size, resident.data()) == 0);
+  ::munmap(map, size);
+  return static_cast<size_t>(std::count_if(resident.begin(), resident.end(),
+                                           [](unsigned char pages) { return pages & 1; }));
+}
+
+// Segments are written once and read later, by loaders: once fsynced, their pages leave the
+// page cache instead of pushing the database's own pages out of it. The last, partly written
+// page stays (the next line appends to it).
+BOOST_FIXTURE_TEST_CASE(fsynced_segments_leave_the_page_cache, Fixture) {
+  options.rotate_bytes = 256 * 1024;
+  Open();
+  BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(1, 1, 6000, table)).ok());
+  BOOST_TEST_REQUIRE(sink->Flush().ok());
+  const std::vector<std::string> files = ListDir(TopicDir());
+  BOOST_TEST_REQUIRE(files.size() >= 4U);  // completed segments, the open one, the watermark
+  for (const std::string& file : files) {
+    if (file == "_watermark.json") continue;
+    BOOST_TEST_CONTEXT(file) {
+      if (file.front() == '.') {
+        BOOST_TEST(ResidentPages(TopicDir() / file) <= 1U);
+      } else {
+        BOOST_TEST(fs::file_size(TopicDir() / file) > 16 * 4096U);
+        BOOST_TEST(ResidentPages(TopicDir() / file) == 0U);
+      }
+    }
+  }
+  BOOST_TEST(TopicPositions(TopicDir()) == Positions(1, 6000));
 }
 
 BOOST_FIXTURE_TEST_CASE(a_line_longer_than_rotate_bytes_gets_its_own_segment, Fixture) {
