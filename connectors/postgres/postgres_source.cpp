@@ -38,15 +38,14 @@ bool MatchesAny(const std::vector<std::string>& globs, const std::string& name) 
   });
 }
 
-// `value` as exactly `digits` uppercase hex digits.
-void AppendHex(uint64_t value, int digits, std::string& out) {
+// `value` as exactly `digits` uppercase hex digits at `out`; returns their end.
+char* WriteHex(uint64_t value, int digits, char* out) {
   static constexpr char kHex[] = "0123456789ABCDEF";
-  size_t at = out.size();
-  out.resize(at + digits);
   for (int i = digits - 1; i >= 0; --i) {
-    out[at + i] = kHex[value & 0xF];
+    out[i] = kHex[value & 0xF];
     value >>= 4;
   }
+  return out + digits;
 }
 
 int64_t NowPgMicros() { return UnixToPostgresMicros(UnixMicrosNow()); }
@@ -54,13 +53,14 @@ int64_t NowPgMicros() { return UnixToPostgresMicros(UnixMicrosNow()); }
 // "<order LSN>/<change LSN>/<sequence>", fixed-width hex: sorts lexically in change order.
 // Written by hand: fmt's formatting was a fifth of the agent's CPU per row.
 Value AppendPosition(uint64_t order_lsn, uint64_t lsn, uint32_t sequence, Batch& batch) {
-  const auto offset = static_cast<uint32_t>(batch.arena.size());
-  AppendHex(order_lsn, 16, batch.arena);
-  batch.arena.push_back('/');
-  AppendHex(lsn, 16, batch.arena);
-  batch.arena.push_back('/');
-  AppendHex(sequence, 8, batch.arena);
-  return Value{offset, static_cast<uint32_t>(batch.arena.size() - offset), ValueKind::kString};
+  char text[16 + 1 + 16 + 1 + 8];
+  char* end = WriteHex(order_lsn, 16, text);
+  *end++ = '/';
+  end = WriteHex(lsn, 16, end);
+  *end++ = '/';
+  end = WriteHex(sequence, 8, end);
+  return batch.AddValue(ValueKind::kString,
+                        std::string_view(text, static_cast<size_t>(end - text)));
 }
 
 // Half the packaged unit's WatchdogSec: a catalog query on a server that stopped answering

@@ -192,6 +192,13 @@ char* WritePadded(char* p, int64_t value, int width) {
 }
 
 // ISO 8601: four digits, a sign when the year is negative (BC) or has more than four digits.
+// A value below 100 as two digits.
+char* WriteTwoDigits(char* p, int value) {
+  p[0] = static_cast<char>('0' + value / 10);
+  p[1] = static_cast<char>('0' + value % 10);
+  return p + 2;
+}
+
 char* WriteDate(char* p, const DateTime& dt) {
   if (dt.year < 0) {
     *p++ = '-';
@@ -200,17 +207,17 @@ char* WriteDate(char* p, const DateTime& dt) {
   }
   p = WritePadded(p, dt.year < 0 ? -dt.year : dt.year, 4);
   *p++ = '-';
-  p = WritePadded(p, dt.month, 2);
+  p = WriteTwoDigits(p, dt.month);
   *p++ = '-';
-  return WritePadded(p, dt.day, 2);
+  return WriteTwoDigits(p, dt.day);
 }
 
 char* WriteTime(char* p, const DateTime& dt) {
-  p = WritePadded(p, dt.hour, 2);
+  p = WriteTwoDigits(p, dt.hour);
   *p++ = ':';
-  p = WritePadded(p, dt.minute, 2);
+  p = WriteTwoDigits(p, dt.minute);
   *p++ = ':';
-  p = WritePadded(p, dt.second, 2);
+  p = WriteTwoDigits(p, dt.second);
   *p++ = '.';
   return WritePadded(p, dt.micros, 6);
 }
