@@ -1,7 +1,9 @@
 #pragma once
 
+#include <bit>
 #include <charconv>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -24,6 +26,27 @@ inline void AppendPadded(uint64_t value, size_t width, std::string& out) {
   const auto length = static_cast<size_t>(end - digits);
   if (length < width) out.append(width - length, '0');
   out.append(digits, end);
+}
+
+// `value` as exactly 8 uppercase hex digits at `out`, without a loop: each nibble is spread to
+// a byte of its own and all eight are made digits at once. Returns the end.
+inline char* WriteHex8(uint32_t value, char* out) {
+  static_assert(std::endian::native == std::endian::little, "the byte swap below assumes it");
+  uint64_t x = value;
+  x = (x | x << 16) & 0x0000FFFF0000FFFFULL;
+  x = (x | x << 8) & 0x00FF00FF00FF00FFULL;
+  x = (x | x << 4) & 0x0F0F0F0F0F0F0F0FULL;  // the most significant nibble in the top byte
+  const uint64_t letters = ((x + 0x0606060606060606ULL) >> 4) & 0x0101010101010101ULL;
+  x += 0x3030303030303030ULL + letters * ('A' - '9' - 1);
+  x = __builtin_bswap64(x);
+  std::memcpy(out, &x, sizeof(x));
+  return out + sizeof(x);
+}
+
+// `value` as exactly 16 uppercase hex digits at `out`. Returns the end.
+inline char* WriteHex16(uint64_t value, char* out) {
+  return WriteHex8(static_cast<uint32_t>(value),
+                   WriteHex8(static_cast<uint32_t>(value >> 32), out));
 }
 
 // Standard base64 with padding.

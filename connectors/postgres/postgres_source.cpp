@@ -10,6 +10,7 @@
 
 #include "agent/core/clock.h"
 #include "agent/core/logging.h"
+#include "agent/core/text_append.h"
 #include "connectors/postgres/lsn.h"
 #include "connectors/postgres/value_normalizer.h"
 
@@ -38,27 +39,17 @@ bool MatchesAny(const std::vector<std::string>& globs, const std::string& name) 
   });
 }
 
-// `value` as exactly `digits` uppercase hex digits at `out`; returns their end.
-char* WriteHex(uint64_t value, int digits, char* out) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  for (int i = digits - 1; i >= 0; --i) {
-    out[i] = kHex[value & 0xF];
-    value >>= 4;
-  }
-  return out + digits;
-}
-
 int64_t NowPgMicros() { return UnixToPostgresMicros(UnixMicrosNow()); }
 
 // "<order LSN>/<change LSN>/<sequence>", fixed-width hex: sorts lexically in change order.
 // Written by hand: fmt's formatting was a fifth of the agent's CPU per row.
 Value AppendPosition(uint64_t order_lsn, uint64_t lsn, uint32_t sequence, Batch& batch) {
   char text[16 + 1 + 16 + 1 + 8];
-  char* end = WriteHex(order_lsn, 16, text);
+  char* end = WriteHex16(order_lsn, text);
   *end++ = '/';
-  end = WriteHex(lsn, 16, end);
+  end = WriteHex16(lsn, end);
   *end++ = '/';
-  end = WriteHex(sequence, 8, end);
+  end = WriteHex8(sequence, end);
   return batch.AddValue(ValueKind::kString,
                         std::string_view(text, static_cast<size_t>(end - text)));
 }

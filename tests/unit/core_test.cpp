@@ -1,14 +1,19 @@
 #define BOOST_TEST_MODULE core_test
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
+#include <string_view>
+#include <vector>
 
 #include "agent/core/logging.h"
 #include "agent/core/status.h"
 #include "agent/core/table_cache.h"
+#include "agent/core/text_append.h"
 #include "agent/core/topic_name.h"
 #include "agent/transforms/key_change_split.h"
 #include "connectors/postgres/lsn.h"
@@ -44,6 +49,23 @@ BOOST_AUTO_TEST_CASE(lsn_round_trips) {
   BOOST_TEST(!postgres::ParseLsn("16B374D848").has_value());
   BOOST_TEST(!postgres::ParseLsn("1/x").has_value());
   BOOST_TEST(!postgres::ParseLsn("/1").has_value());
+}
+
+BOOST_AUTO_TEST_CASE(hex_digits_match_printf_for_every_nibble_at_every_place) {
+  std::vector<uint64_t> values = {
+      0,    1, 0x9, 0xA, 0xF, 0x10, 0xFFFFFFFF, 0x100000000, 0x0123456789ABCDEF, 0xFEDCBA9876543210,
+      ~0ULL};
+  for (int place = 0; place < 16; ++place) {
+    for (uint64_t nibble = 0; nibble < 16; ++nibble) values.push_back(nibble << (4 * place));
+  }
+  std::mt19937_64 random(7);
+  for (int i = 0; i < 1000; ++i) values.push_back(random());
+  for (uint64_t value : values) {
+    char text[16];
+    BOOST_TEST(std::string_view(text, WriteHex16(value, text)) == fmt::format("{:016X}", value));
+    const auto low = static_cast<uint32_t>(value);
+    BOOST_TEST(std::string_view(text, WriteHex8(low, text)) == fmt::format("{:08X}", low));
+  }
 }
 
 BOOST_AUTO_TEST_CASE(dsn_password_is_redacted) {
