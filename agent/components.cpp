@@ -69,6 +69,7 @@ const std::map<std::string, SinkFactory>& SinkFactories() {
              .topic_template = c.topic,
              .rotate_bytes = static_cast<uint64_t>(c.rotate_bytes),
              .flush_interval = std::chrono::milliseconds(c.flush_interval_ms),
+             .flush_when_quiet = c.flush_when_quiet,
              .schemas = c.schemas,
          });
        }},

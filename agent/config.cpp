@@ -501,8 +501,10 @@ class Parser {
       return;
     }
     CheckKeys(map, path,
-              {"name", "type", "path", "topic", "rotate_bytes", "flush_interval_ms", "schemas"});
+              {"name", "type", "path", "topic", "rotate_bytes", "flush_interval_ms",
+               "flush_when_quiet", "schemas"});
     if (auto schemas = GetBool(map, path, "schemas")) sink.schemas = *schemas;
+    if (auto quiet = GetBool(map, path, "flush_when_quiet")) sink.flush_when_quiet = *quiet;
     if (auto dir = GetString(map, path, "path", Presence::kRequired)) {
       if (dir->value.empty()) AddProblem(dir->mark, Join(path, "path"), "must not be empty");
       sink.path = std::move(dir->value);

@@ -45,6 +45,7 @@ struct SinkConfig {
   std::string topic = "{source}.{schema}.{table}";
   int64_t rotate_bytes = 134217728;  // file: segment size that triggers rotation
   int64_t flush_interval_ms = 200;   // file: fsync and ack; kafka exactly_once: commit
+  bool flush_when_quiet = true;      // file: also flush as soon as the source falls quiet
   std::string brokers;               // kafka: bootstrap servers, host:port[,host:port...]
   bool tombstones = true;            // kafka: a null-value record after each delete
   bool exactly_once = false;         // kafka: transactional producer

@@ -149,6 +149,11 @@ Status Pipeline::Pump(const std::atomic<bool>& stop) {
       for (size_t i = 0; i < workers_.size(); ++i) {
         RETURN_IF_ERROR(Checked(i, workers_[i]->Submit(shared)));
       }
+      quiet_told_ = false;
+    } else if (tracker_.InFlight() > 0 && !quiet_told_) {
+      // The end of a burst: its last batches need not wait out a sink's flush interval.
+      for (auto& worker : workers_) worker->SourceQuiet();
+      quiet_told_ = true;
     }
     RETURN_IF_ERROR(PollSinks());
   }

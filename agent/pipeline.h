@@ -71,6 +71,8 @@ class Pipeline {
   std::vector<uint64_t> acks_;
   AckTracker tracker_;
   uint64_t next_sequence_ = 1;
+  // The sinks were told the source is quiet, and no batch has come since.
+  bool quiet_told_ = false;
   bool source_open_ = false;
   std::chrono::steady_clock::time_point next_sample_{};
   PipelineMetrics* metrics_ = nullptr;

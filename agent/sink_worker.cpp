@@ -69,6 +69,12 @@ Status SinkWorker::Flush() {
   return flush_status_;
 }
 
+void SinkWorker::SourceQuiet() {
+  std::lock_guard lock(mutex_);
+  source_quiet_ = true;
+  wake_worker_.notify_one();
+}
+
 Status SinkWorker::status() const {
   std::lock_guard lock(mutex_);
   return failure_;
@@ -95,7 +101,7 @@ void SinkWorker::Loop() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     wake_worker_.wait_for(lock, kIdlePoll, [&] {
-      return stopping_ || !queue_.empty() || flushes_requested_ != flushes_done_;
+      return stopping_ || !queue_.empty() || flushes_requested_ != flushes_done_ || source_quiet_;
     });
     if (stopping_) break;
     if (!queue_.empty()) {
@@ -118,9 +124,12 @@ void SinkWorker::Loop() {
     // A flush covers everything queued before it.
     const uint64_t flush = flushes_requested_;
     const bool flushing = flush != flushes_done_ && queue_.empty();
+    // The sink hears of a quiet source once it has taken what was queued before.
+    const bool quiet = !flushing && source_quiet_ && queue_.empty();
+    if (flushing || quiet) source_quiet_ = false;
     if (!flushing && !failure_.ok()) continue;
     lock.unlock();
-    Status status = flushing ? sink_.Flush() : sink_.Poll();
+    Status status = flushing ? sink_.Flush() : quiet ? sink_.SourceQuiet() : sink_.Poll();
     next_poll = std::chrono::steady_clock::now() + kIdlePoll;
     Publish();
     lock.lock();

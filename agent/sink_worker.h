@@ -66,6 +66,10 @@ class SinkWorker {
   // failure since Reset, if any, else the Flush's outcome. The queue is empty afterwards.
   Status Flush();
 
+  // Tells the sink, once the queue ahead is empty, that the source is quiet
+  // (Sink::SourceQuiet). Does not wait.
+  void SourceQuiet();
+
   // The first failure since Reset, or Ok.
   Status status() const;
 
@@ -95,6 +99,7 @@ class SinkWorker {
   std::deque<std::shared_ptr<const Batch>> queue_;
   uint64_t flushes_requested_ = 0;
   uint64_t flushes_done_ = 0;
+  bool source_quiet_ = false;
   Status flush_status_;
   Status failure_;
   std::vector<uint64_t> acks_;

@@ -36,6 +36,11 @@ class Sink {
   // Makes everything submitted durable and fires its acks before returning.
   virtual Status Flush() = 0;
 
+  // The source has nothing more for now, and the pipeline waits for acks of what this sink
+  // took: a sink that holds it back for an interval may make it durable now. Called with
+  // nothing queued for the sink.
+  virtual Status SourceQuiet() { return Status::Ok(); }
+
   // Bytes submitted but not yet acknowledged: the pipeline stops reading past its limit.
   virtual size_t PendingBytes() const = 0;
 

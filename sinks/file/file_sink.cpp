@@ -169,6 +169,11 @@ Status FileSink::Poll() {
   return Flush();
 }
 
+Status FileSink::SourceQuiet() {
+  if (!failure_.ok()) return failure_;
+  return pending_.empty() || !options_.flush_when_quiet ? Status::Ok() : Flush();
+}
+
 Status FileSink::Flush() {
   if (!failure_.ok()) return failure_;
   // Schema changes first: a crash between two topics' syncs must not leave rows of a new

@@ -27,6 +27,8 @@ struct FileSinkOptions {
   std::string topic_template = "{source}.{schema}.{table}";
   uint64_t rotate_bytes = 128 << 20;
   std::chrono::milliseconds flush_interval{200};
+  // Flush as soon as the source falls quiet too, not only on the interval.
+  bool flush_when_quiet = true;
   // Kafka Connect's JsonConverter form: {"schema":…,"payload":…} for every line.
   bool schemas = false;
 };
@@ -35,9 +37,10 @@ struct FileSinkOptions {
 // schema-change events go to the topic "{source}.schema-changes", transaction BEGIN and END
 // events to "{source}.transaction".
 // Acks a batch once a Flush has fsynced its lines and the watermarks that cover them; flushes
-// on flush_interval from Poll. Events at or below the last position a topic took (after a
-// crash, its watermark's) are replays and are skipped, so each change is written once.
-// Each source needs its own topics: a topic directory is locked by its writer.
+// on flush_interval from Poll, and when the source falls quiet. Events at or below the last
+// position a topic took (after a crash, its watermark's) are replays and are skipped, so each
+// change is written once. Each source needs its own topics: a topic directory is locked by its
+// writer.
 class FileSink : public Sink {
  public:
   explicit FileSink(FileSinkOptions options);
@@ -47,6 +50,9 @@ class FileSink : public Sink {
   Status Submit(const Batch& batch) override;
   Status Poll() override;
   Status Flush() override;
+  // Flushes at once (unless flush_when_quiet is off): the interval bounds how long a change
+  // waits while more keep coming, and none are coming.
+  Status SourceQuiet() override;
   size_t PendingBytes() const override { return pending_bytes_; }
   void Close() override;
 

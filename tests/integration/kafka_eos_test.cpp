@@ -41,7 +41,8 @@ constexpr int kErrProducerFenced = 90;
 
 // PostgreSQL with t1, the mock cluster with the data and offsets topics, and the config: source
 // kf feeding the transactional kafka sink `events`, plus, with `file_flush_ms`, a file sink
-// `files` that acks that rarely, so the agent's own checkpoint lags what Kafka committed.
+// `files` that acks only that often (flush_when_quiet off), so the agent's own checkpoint lags
+// what Kafka committed.
 struct Setup : PgKafkaSetup {
   explicit Setup(const std::string& extra_sink_yaml = "", int file_flush_ms = 0)
       : PgKafkaSetup(kTopic, kPartitions) {
@@ -53,9 +54,10 @@ struct Setup : PgKafkaSetup {
     while (std::getline(lines, line)) extra += "    " + line + "\n";
     std::string file_sink;
     if (file_flush_ms > 0) {
-      file_sink =
-          fmt::format("  - name: files\n    type: file\n    path: {}\n    flush_interval_ms: {}\n",
-                      (dir.path() / "out").string(), file_flush_ms);
+      file_sink = fmt::format(
+          "  - name: files\n    type: file\n    path: {}\n    flush_interval_ms: {}\n"
+          "    flush_when_quiet: false\n",
+          (dir.path() / "out").string(), file_flush_ms);
     }
     std::ofstream out(config);
     out << fmt::format(R"(state_dir: {state}

@@ -544,6 +544,32 @@ BOOST_AUTO_TEST_CASE(slot_advances_while_only_uncaptured_tables_change) {
   BOOST_TEST(again.Wait(seconds(15)).value_or(-1) == 0);
 }
 
+// flush_interval_ms bounds how long a change waits while more keep coming: the end of a burst
+// is made durable, and checkpointed, as soon as the source falls quiet, not a minute later.
+BOOST_AUTO_TEST_CASE(the_end_of_a_burst_is_durable_without_waiting_out_the_flush_interval) {
+  TempDir dir;
+  Pg().Exec("CREATE DATABASE burst");
+  Pg().Exec("CREATE TABLE items (id int PRIMARY KEY, note text)", "burst");
+  auto config = WritePgFileConfig(dir.path(), Pg(), "burst", "burst", "[public.items]");
+  EditConfig(config, "flush_interval_ms: 100", "flush_interval_ms: 60000");
+  AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent.log");
+  WaitForSlotActive(Pg(), agent, "tributary_burst");
+  Pg().Exec("INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 5000) g", "burst");
+  const std::string target = Pg().QueryValue("SELECT pg_current_wal_lsn()", "burst");
+  bool durable = WaitFor(
+      [&] {
+        return Pg().QueryValue("SELECT confirmed_flush_lsn >= '" + target +
+                               "' FROM pg_replication_slots WHERE slot_name = 'tributary_burst'") ==
+               "t";
+      },
+      seconds(20));
+  BOOST_TEST(durable, "the burst was not checkpointed within 20 s\n" << agent.Log());
+  // The slot is told only what the checkpoint holds, and the checkpoint only what is durable.
+  BOOST_TEST(ReadTopicEvents(TopicDir(dir.path(), "burst.public.items")).size() == 5000u);
+  agent.Signal(SIGTERM);
+  BOOST_TEST(agent.Wait(seconds(15)).value_or(-1) == 0);
+}
+
 BOOST_AUTO_TEST_CASE(bad_config_exits_78_naming_the_problem) {
   TempDir dir;
   std::filesystem::path config = dir.path() / "bad.yaml";

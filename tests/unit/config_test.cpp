@@ -129,6 +129,7 @@ sinks:
     topic: "cdc.{source}.{schema}.{table}"
     rotate_bytes: 1048576
     flush_interval_ms: 50
+    flush_when_quiet: false
   - name: archive
     type: file
     path: /out/archive
@@ -158,6 +159,7 @@ sinks:
   BOOST_TEST(sink.topic == "cdc.{source}.{schema}.{table}");
   BOOST_TEST(sink.rotate_bytes == 1048576);
   BOOST_TEST(sink.flush_interval_ms == 50);
+  BOOST_TEST(!sink.flush_when_quiet);
   BOOST_TEST(config->sinks[1].name == "archive");
 }
 
@@ -184,6 +186,7 @@ BOOST_AUTO_TEST_CASE(defaults_apply) {
   BOOST_TEST(sink.topic == "{source}.{schema}.{table}");
   BOOST_TEST(sink.rotate_bytes == 134217728);
   BOOST_TEST(sink.flush_interval_ms == 200);
+  BOOST_TEST(sink.flush_when_quiet);
 }
 
 BOOST_AUTO_TEST_CASE(unknown_keys_top_level_and_nested) {

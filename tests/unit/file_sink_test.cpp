@@ -210,6 +210,32 @@ BOOST_FIXTURE_TEST_CASE(poll_flushes_once_the_interval_passed, Fixture) {
   BOOST_TEST(TopicPositions(TopicDir()) == Positions(1, 2));
 }
 
+// The interval bounds how long a change waits while more keep coming; when the source falls
+// quiet, what the sink holds is made durable at once.
+BOOST_FIXTURE_TEST_CASE(a_quiet_source_flushes_at_once, Fixture) {
+  options.flush_interval = std::chrono::hours(1);
+  Open();
+  BOOST_TEST_REQUIRE(sink->SourceQuiet().ok());
+  BOOST_TEST(!fs::exists(TopicDir()));
+  BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(4, 1, 3, table)).ok());
+  BOOST_TEST_REQUIRE(sink->Poll().ok());
+  BOOST_TEST(acks.empty());
+  BOOST_TEST_REQUIRE(sink->SourceQuiet().ok());
+  BOOST_TEST(acks == std::vector<uint64_t>{4});
+  BOOST_TEST(ReadWatermark(TopicDir())["position"] == Position(3));
+  BOOST_TEST(TopicPositions(TopicDir()) == Positions(1, 3));
+}
+
+BOOST_FIXTURE_TEST_CASE(with_flush_when_quiet_off_only_the_interval_flushes, Fixture) {
+  options.flush_interval = std::chrono::hours(1);
+  options.flush_when_quiet = false;
+  Open();
+  BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(4, 1, 3, table)).ok());
+  BOOST_TEST_REQUIRE(sink->SourceQuiet().ok());
+  BOOST_TEST(acks.empty());
+  BOOST_TEST(!fs::exists(TopicDir() / "_watermark.json"));
+}
+
 BOOST_FIXTURE_TEST_CASE(watermark_records_the_durable_prefix, Fixture) {
   Open();
   BOOST_TEST_REQUIRE(sink->Submit(MakeBatch(1, 1, 4, table)).ok());

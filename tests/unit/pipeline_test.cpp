@@ -321,6 +321,91 @@ BOOST_AUTO_TEST_CASE(an_idle_source_is_polled_briefly_while_batches_wait_for_ack
                          [](auto wait) { return wait == std::chrono::milliseconds(100); }));
 }
 
+// Emits batches as `script` says, one step a Poll: 'b' a committed batch, '.' nothing (it waits
+// out the timeout); after the script, nothing.
+class ScriptedSource : public Source {
+ public:
+  explicit ScriptedSource(std::string script) : script_(std::move(script)) {}
+
+  Status Open(const std::optional<std::string>&) override { return Status::Ok(); }
+  Status Poll(Batch& batch, size_t, std::chrono::milliseconds timeout) override {
+    const char step = next_ < script_.size() ? script_[next_++] : '.';
+    if (step == 'b') {
+      batch.AddValue(ValueKind::kString, "x");
+      batch.commit_position = PositionOf(++batches_);
+      return Status::Ok();
+    }
+    std::this_thread::sleep_for(timeout);
+    return Status::Ok();
+  }
+  Status Acknowledge(const std::string& position) override {
+    acknowledged = position;
+    return Status::Ok();
+  }
+  void Close() override {}
+
+  std::string acknowledged;  // the pipeline's thread only
+
+ private:
+  const std::string script_;
+  size_t next_ = 0;
+  int batches_ = 0;
+};
+
+// Acks only when told the source is quiet (or on Flush), and counts how often it is told.
+class QuietAckSink : public Sink {
+ public:
+  Status Open(AckCallback on_durable) override {
+    on_durable_ = std::move(on_durable);
+    return Status::Ok();
+  }
+  Status Submit(const Batch& batch) override {
+    unacked_.push_back(batch.sequence);
+    return Status::Ok();
+  }
+  Status Poll() override { return Status::Ok(); }
+  Status SourceQuiet() override {
+    ++quiet_calls;
+    return Flush();
+  }
+  Status Flush() override {
+    for (uint64_t sequence : unacked_) on_durable_(sequence);
+    unacked_.clear();
+    return Status::Ok();
+  }
+  size_t PendingBytes() const override { return 0; }
+  void Close() override {}
+
+  std::atomic<int> quiet_calls{0};
+
+ private:
+  AckCallback on_durable_;
+  std::vector<uint64_t> unacked_;
+};
+
+// A sink hears that the source fell quiet once at the end of each burst, with batches waiting
+// for its acks, and not on every idle poll after it.
+BOOST_AUTO_TEST_CASE(sinks_hear_once_at_the_end_of_each_burst_that_the_source_is_quiet) {
+  TempDir state;
+  std::atomic<bool> stop{false};
+  auto source = std::make_unique<ScriptedSource>("bb....b");
+  ScriptedSource& source_ref = *source;
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(std::make_unique<QuietAckSink>());
+  QuietAckSink& sink_ref = static_cast<QuietAckSink&>(*sinks.back());
+  Pipeline pipeline("test", std::move(source), std::move(sinks), {},
+                    CheckpointStore(state.path, "test"), PipelineOptions{});
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(800));
+    stop = true;
+  });
+  Status status = pipeline.Run(stop);
+  stopper.join();
+  BOOST_TEST_REQUIRE(status.ok(), status.message());
+  BOOST_TEST(sink_ref.quiet_calls == 2);
+  BOOST_TEST(source_ref.acknowledged == PositionOf(3));
+}
+
 BOOST_AUTO_TEST_CASE(the_pool_recycles_batches_cleared_and_frees_huge_ones) {
   BatchPool pool(1000);
   std::unique_ptr<Batch> batch = pool.Take();
