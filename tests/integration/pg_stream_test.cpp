@@ -43,6 +43,17 @@ std::vector<json> WaitForEvents(const std::filesystem::path& topic, size_t count
   return events;
 }
 
+// Waits up to 20 s for `slot`'s confirmed_flush_lsn to reach `lsn`.
+bool WaitForSlotAt(const std::string& slot, const std::string& lsn) {
+  return WaitFor(
+      [&] {
+        return Pg().QueryValue("SELECT confirmed_flush_lsn >= '" + lsn +
+                               "' FROM pg_replication_slots WHERE slot_name = '" + slot + "'") ==
+               "t";
+      },
+      seconds(20));
+}
+
 std::string Checkpoint(const std::filesystem::path& dir, const std::string& source) {
   return json::parse(ReadFile(dir / "state" / source / "checkpoint.json"))["position"];
 }
@@ -522,13 +533,7 @@ BOOST_AUTO_TEST_CASE(slot_advances_while_only_uncaptured_tables_change) {
   WaitForSlotActive(Pg(), agent, "tributary_id");
   Pg().Exec("INSERT INTO busy SELECT g FROM generate_series(1, 10000) g", "idle");
   std::string target = Pg().QueryValue("SELECT pg_current_wal_lsn()", "idle");
-  bool advanced = WaitFor(
-      [&] {
-        return Pg().QueryValue("SELECT confirmed_flush_lsn >= '" + target +
-                               "' FROM pg_replication_slots WHERE slot_name = 'tributary_id'") ==
-               "t";
-      },
-      seconds(20));
+  bool advanced = WaitForSlotAt("tributary_id", target);
   BOOST_TEST(advanced, "the slot did not advance past the uncaptured writes\n" << agent.Log());
   // The position the slot reached is a saved checkpoint, so a restart passes the continuity check.
   agent.Signal(SIGTERM);
@@ -556,13 +561,7 @@ BOOST_AUTO_TEST_CASE(the_end_of_a_burst_is_durable_without_waiting_out_the_flush
   WaitForSlotActive(Pg(), agent, "tributary_burst");
   Pg().Exec("INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 5000) g", "burst");
   const std::string target = Pg().QueryValue("SELECT pg_current_wal_lsn()", "burst");
-  bool durable = WaitFor(
-      [&] {
-        return Pg().QueryValue("SELECT confirmed_flush_lsn >= '" + target +
-                               "' FROM pg_replication_slots WHERE slot_name = 'tributary_burst'") ==
-               "t";
-      },
-      seconds(20));
+  bool durable = WaitForSlotAt("tributary_burst", target);
   BOOST_TEST(durable, "the burst was not checkpointed within 20 s\n" << agent.Log());
   // The slot is told only what the checkpoint holds, and the checkpoint only what is durable.
   BOOST_TEST(ReadTopicEvents(TopicDir(dir.path(), "burst.public.items")).size() == 5000u);

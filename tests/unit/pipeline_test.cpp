@@ -129,6 +129,27 @@ struct TempDir {
   std::filesystem::path path;
 };
 
+// A pipeline of `source` and one `sink`, its checkpoint under `state`.
+Pipeline OneSinkPipeline(const TempDir& state, std::unique_ptr<Source> source,
+                         std::unique_ptr<Sink> sink) {
+  std::vector<std::unique_ptr<Sink>> sinks;
+  sinks.push_back(std::move(sink));
+  return Pipeline("test", std::move(source), std::move(sinks), {},
+                  CheckpointStore(state.path, "test"), PipelineOptions{});
+}
+
+// Runs `pipeline` for `duration`, then stops it.
+Status RunFor(Pipeline& pipeline, std::chrono::milliseconds duration) {
+  std::atomic<bool> stop{false};
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(duration);
+    stop = true;
+  });
+  Status status = pipeline.Run(stop);
+  stopper.join();
+  return status;
+}
+
 BOOST_AUTO_TEST_CASE(a_failed_sink_takes_nothing_after_its_failure_and_the_run_resumes) {
   TempDir state;
   std::atomic<bool> stop{false};
@@ -293,19 +314,10 @@ class LateAckSink : public Sink {
 
 BOOST_AUTO_TEST_CASE(an_idle_source_is_polled_briefly_while_batches_wait_for_acks) {
   TempDir state;
-  std::atomic<bool> stop{false};
   auto source = std::make_unique<OneBatchSource>();
   OneBatchSource& source_ref = *source;
-  std::vector<std::unique_ptr<Sink>> sinks;
-  sinks.push_back(std::make_unique<LateAckSink>());
-  Pipeline pipeline("test", std::move(source), std::move(sinks), {},
-                    CheckpointStore(state.path, "test"), PipelineOptions{});
-  std::thread stopper([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(400));
-    stop = true;
-  });
-  Status status = pipeline.Run(stop);
-  stopper.join();
+  Pipeline pipeline = OneSinkPipeline(state, std::move(source), std::make_unique<LateAckSink>());
+  Status status = RunFor(pipeline, std::chrono::milliseconds(400));
   BOOST_TEST_REQUIRE(status.ok(), status.message());
   BOOST_TEST(source_ref.acknowledged == PositionOf(1));
 
@@ -387,20 +399,12 @@ class QuietAckSink : public Sink {
 // for its acks, and not on every idle poll after it.
 BOOST_AUTO_TEST_CASE(sinks_hear_once_at_the_end_of_each_burst_that_the_source_is_quiet) {
   TempDir state;
-  std::atomic<bool> stop{false};
   auto source = std::make_unique<ScriptedSource>("bb....b");
   ScriptedSource& source_ref = *source;
-  std::vector<std::unique_ptr<Sink>> sinks;
-  sinks.push_back(std::make_unique<QuietAckSink>());
-  QuietAckSink& sink_ref = static_cast<QuietAckSink&>(*sinks.back());
-  Pipeline pipeline("test", std::move(source), std::move(sinks), {},
-                    CheckpointStore(state.path, "test"), PipelineOptions{});
-  std::thread stopper([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(800));
-    stop = true;
-  });
-  Status status = pipeline.Run(stop);
-  stopper.join();
+  auto sink = std::make_unique<QuietAckSink>();
+  QuietAckSink& sink_ref = *sink;
+  Pipeline pipeline = OneSinkPipeline(state, std::move(source), std::move(sink));
+  Status status = RunFor(pipeline, std::chrono::milliseconds(800));
   BOOST_TEST_REQUIRE(status.ok(), status.message());
   BOOST_TEST(sink_ref.quiet_calls == 2);
   BOOST_TEST(source_ref.acknowledged == PositionOf(3));
