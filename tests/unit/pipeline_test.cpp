@@ -251,15 +251,18 @@ BOOST_AUTO_TEST_CASE(a_busy_sink_is_polled_on_time) {
   BOOST_TEST(worker.Flush().ok());
 }
 
-// Emits one batch, then idles, noting each wait it was allowed.
-class OneBatchSource : public Source {
+// Emits batches as `script` says, one step a Poll: 'b' a committed batch, '.' nothing (it waits
+// out the timeout, noting each wait it was allowed); after the script, nothing.
+class ScriptedSource : public Source {
  public:
+  explicit ScriptedSource(std::string script) : script_(std::move(script)) {}
+
   Status Open(const std::optional<std::string>&) override { return Status::Ok(); }
   Status Poll(Batch& batch, size_t, std::chrono::milliseconds timeout) override {
-    if (!sent_) {
-      sent_ = true;
+    const char step = next_ < script_.size() ? script_[next_++] : '.';
+    if (step == 'b') {
       batch.AddValue(ValueKind::kString, "x");
-      batch.commit_position = PositionOf(1);
+      batch.commit_position = PositionOf(++batches_);
       return Status::Ok();
     }
     idle_timeouts.push_back(timeout);
@@ -272,15 +275,18 @@ class OneBatchSource : public Source {
   }
   void Close() override {}
 
-  std::vector<std::chrono::milliseconds> idle_timeouts;  // the pipeline's thread only
+  // The pipeline's thread only.
+  std::vector<std::chrono::milliseconds> idle_timeouts;
   std::string acknowledged;
 
  private:
-  bool sent_ = false;
+  const std::string script_;
+  size_t next_ = 0;
+  int batches_ = 0;
 };
 
-// Acks each batch on the first Poll 30 ms after taking it.
-class LateAckSink : public Sink {
+// Keeps what it takes and acks it all on Flush.
+class AckOnFlushSink : public Sink {
  public:
   Status Open(AckCallback on_durable) override {
     on_durable_ = std::move(on_durable);
@@ -288,16 +294,9 @@ class LateAckSink : public Sink {
   }
   Status Submit(const Batch& batch) override {
     unacked_.push_back(batch.sequence);
-    taken_at_ = std::chrono::steady_clock::now();
     return Status::Ok();
   }
-  Status Poll() override {
-    if (!unacked_.empty() &&
-        std::chrono::steady_clock::now() - taken_at_ >= std::chrono::milliseconds(30)) {
-      return Flush();
-    }
-    return Status::Ok();
-  }
+  Status Poll() override { return Status::Ok(); }
   Status Flush() override {
     for (uint64_t sequence : unacked_) on_durable_(sequence);
     unacked_.clear();
@@ -306,16 +305,37 @@ class LateAckSink : public Sink {
   size_t PendingBytes() const override { return 0; }
   void Close() override {}
 
+ protected:
+  bool HoldsUnacked() const { return !unacked_.empty(); }
+
  private:
   AckCallback on_durable_;
   std::vector<uint64_t> unacked_;
+};
+
+// Acks each batch on the first Poll 30 ms after taking it.
+class LateAckSink : public AckOnFlushSink {
+ public:
+  Status Submit(const Batch& batch) override {
+    taken_at_ = std::chrono::steady_clock::now();
+    return AckOnFlushSink::Submit(batch);
+  }
+  Status Poll() override {
+    if (HoldsUnacked() &&
+        std::chrono::steady_clock::now() - taken_at_ >= std::chrono::milliseconds(30)) {
+      return Flush();
+    }
+    return Status::Ok();
+  }
+
+ private:
   std::chrono::steady_clock::time_point taken_at_;
 };
 
 BOOST_AUTO_TEST_CASE(an_idle_source_is_polled_briefly_while_batches_wait_for_acks) {
   TempDir state;
-  auto source = std::make_unique<OneBatchSource>();
-  OneBatchSource& source_ref = *source;
+  auto source = std::make_unique<ScriptedSource>("b");
+  ScriptedSource& source_ref = *source;
   Pipeline pipeline = OneSinkPipeline(state, std::move(source), std::make_unique<LateAckSink>());
   Status status = RunFor(pipeline, std::chrono::milliseconds(400));
   BOOST_TEST_REQUIRE(status.ok(), status.message());
@@ -333,66 +353,15 @@ BOOST_AUTO_TEST_CASE(an_idle_source_is_polled_briefly_while_batches_wait_for_ack
                          [](auto wait) { return wait == std::chrono::milliseconds(100); }));
 }
 
-// Emits batches as `script` says, one step a Poll: 'b' a committed batch, '.' nothing (it waits
-// out the timeout); after the script, nothing.
-class ScriptedSource : public Source {
- public:
-  explicit ScriptedSource(std::string script) : script_(std::move(script)) {}
-
-  Status Open(const std::optional<std::string>&) override { return Status::Ok(); }
-  Status Poll(Batch& batch, size_t, std::chrono::milliseconds timeout) override {
-    const char step = next_ < script_.size() ? script_[next_++] : '.';
-    if (step == 'b') {
-      batch.AddValue(ValueKind::kString, "x");
-      batch.commit_position = PositionOf(++batches_);
-      return Status::Ok();
-    }
-    std::this_thread::sleep_for(timeout);
-    return Status::Ok();
-  }
-  Status Acknowledge(const std::string& position) override {
-    acknowledged = position;
-    return Status::Ok();
-  }
-  void Close() override {}
-
-  std::string acknowledged;  // the pipeline's thread only
-
- private:
-  const std::string script_;
-  size_t next_ = 0;
-  int batches_ = 0;
-};
-
 // Acks only when told the source is quiet (or on Flush), and counts how often it is told.
-class QuietAckSink : public Sink {
+class QuietAckSink : public AckOnFlushSink {
  public:
-  Status Open(AckCallback on_durable) override {
-    on_durable_ = std::move(on_durable);
-    return Status::Ok();
-  }
-  Status Submit(const Batch& batch) override {
-    unacked_.push_back(batch.sequence);
-    return Status::Ok();
-  }
-  Status Poll() override { return Status::Ok(); }
   Status SourceQuiet() override {
     ++quiet_calls;
     return Flush();
   }
-  Status Flush() override {
-    for (uint64_t sequence : unacked_) on_durable_(sequence);
-    unacked_.clear();
-    return Status::Ok();
-  }
-  size_t PendingBytes() const override { return 0; }
-  void Close() override {}
 
   std::atomic<int> quiet_calls{0};
-
- private:
-  AckCallback on_durable_;
-  std::vector<uint64_t> unacked_;
 };
 
 // A sink hears that the source fell quiet once at the end of each burst, with batches waiting
