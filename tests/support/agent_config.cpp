@@ -3,8 +3,9 @@
 #include <fmt/format.h>
 
 #include <fstream>
-#include <sstream>
 #include <stdexcept>
+
+#include "tests/support/agent_process.h"
 
 namespace tributary::testing {
 
@@ -47,13 +48,7 @@ std::filesystem::path WritePgFileConfig(const std::filesystem::path& dir, const 
 }
 
 void EditConfig(const std::filesystem::path& path, const std::string& from, const std::string& to) {
-  std::string text;
-  {
-    std::ifstream in(path);
-    std::stringstream contents;
-    contents << in.rdbuf();
-    text = contents.str();
-  }
+  std::string text = ReadFile(path);
   const size_t at = text.find(from);
   if (at == std::string::npos) {
     throw std::runtime_error("config " + path.string() + " has no \"" + from + "\" to replace");
