@@ -191,7 +191,6 @@ char* WritePadded(char* p, int64_t value, int width) {
   return p;
 }
 
-// ISO 8601: four digits, a sign when the year is negative (BC) or has more than four digits.
 // A value below 100 as two digits.
 char* WriteTwoDigits(char* p, int value) {
   p[0] = static_cast<char>('0' + value / 10);
@@ -199,6 +198,7 @@ char* WriteTwoDigits(char* p, int value) {
   return p + 2;
 }
 
+// ISO 8601: four digits, a sign when the year is negative (BC) or has more than four digits.
 char* WriteDate(char* p, const DateTime& dt) {
   if (dt.year < 0) {
     *p++ = '-';
