@@ -70,7 +70,9 @@ class EnvelopeWriter {
   // it whole: writing it member by member was a third of the writer's time per row (measured).
   struct SourceText {
     bool valid = false;
-    SourceMeta meta;  // binlog_row and sequence aside, as written
+    // As written; SameSource compares its numbers but binlog_row and sequence. Its gtid and
+    // binlog_file point into a batch long gone: their texts are kept below instead.
+    SourceMeta meta;
     std::optional<std::string> gtid;
     std::optional<std::string> file;
     std::string head;  // from '{' to "row": (binlog), else to "position":
