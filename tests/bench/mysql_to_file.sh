@@ -128,7 +128,7 @@ YAML
   until reached_end; do
     kill -0 "$agent_pid" 2>/dev/null || { cat "$work/agent-$name.log" >&2; fail "agent exited"; }
     (( SECONDS < deadline )) || fail "agent did not catch up in ${timeout_s}s"
-    sleep 0.02
+    nap 0.02
   done
   t1=$(date +%s%N)
   kill -TERM "$(pgrep -P "$agent_pid")" 2>/dev/null || true

@@ -58,7 +58,7 @@ sql -c "CREATE TABLE public.bench (id int PRIMARY KEY, qty int, price numeric(12
 snapshot_done() {
   [ -f "$1" ] || return 1
   local text
-  text=$(<"$1")
+  read -r -d '' text <"$1" || true
   [[ $text == *'"position":"'* && $text != *'snapshot='* ]]
 }
 
@@ -96,7 +96,7 @@ YAML
   # files' lines while the agent ran took most of a core and finished up to a second after it.
   until snapshot_done "$run/state/bench/checkpoint.json"; do
     kill -0 "$agent_pid" 2>/dev/null || { cat "$run/agent.log" >&2; fail "the agent exited"; }
-    sleep 0.02
+    nap 0.02
   done
   aw+=("$(( $(now_ns) - t0 ))")
   pkill -TERM -P "$agent_pid" || true
