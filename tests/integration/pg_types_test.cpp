@@ -95,7 +95,11 @@ const std::vector<TypeCase>& Cases() {
       {"tx",
        "text",
        "string",
-       {{R"j('quote " \ and' || chr(10))j", R"j("quote \" \\ and\n")j"}, {"''", R"j("")j"}}},
+       {{R"j('quote " \ and' || chr(10))j", R"j("quote \" \\ and\n")j"},
+        {"''", R"j("")j"},
+        // Control characters JSON must escape, and `\N`, COPY's text for NULL, as a value.
+        {R"j(chr(9) || chr(13) || chr(8) || chr(12) || chr(11) || '\N\')j",
+         R"j("\t\r\b\f\u000b\\N\\")j"}}},
       {"vc", "varchar(5)", "string(5)", {{"'héllo'", R"j("héllo")j"}, {"'NULL'", R"j("NULL")j"}}},
       {"bp", "char(3)", "string(3)", {{"'ab'", R"j("ab ")j"}, {"'{,}'", R"j("{,}")j"}}},
       {"nm", "name", "string", {{"'a b'", R"j("a b")j"}}},
