@@ -128,9 +128,15 @@ bool AppendText(std::string_view bytes, Charset charset, std::string& out) {
       return true;
     case Charset::kLatin1:
     case Charset::kAscii:
-      for (char c : bytes) {
-        const auto b = static_cast<unsigned char>(c);
-        AppendCodePoint(b >= 0x80 && b < 0xA0 ? kCp1252High[b - 0x80] : b, out);
+      // ASCII, the usual text, is the same in UTF-8: each run of it is copied whole.
+      for (size_t i = 0; i < bytes.size(); ++i) {
+        size_t run = i;
+        while (run < bytes.size() && static_cast<unsigned char>(bytes[run]) < 0x80) ++run;
+        out.append(bytes.data() + i, run - i);
+        if (run == bytes.size()) break;
+        const auto b = static_cast<unsigned char>(bytes[run]);
+        AppendCodePoint(b < 0xA0 ? kCp1252High[b - 0x80] : b, out);
+        i = run;
       }
       return true;
     case Charset::kBinary:
