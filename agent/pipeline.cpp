@@ -16,6 +16,9 @@ namespace {
 // batch's checkpoint back for a whole poll.
 constexpr std::chrono::milliseconds kIdlePollTimeout{100};
 constexpr std::chrono::milliseconds kAckPollTimeout{10};
+// Once the sinks heard that the source is quiet they flush at once: their acks are collected
+// within a millisecond rather than a poll's 10.
+constexpr std::chrono::milliseconds kQuietAckPollTimeout{1};
 
 // Sleeps in short steps so that a stop request is honoured quickly. Waiting out a backoff is
 // progress too: the watchdog must not restart an agent that is retrying as designed.
@@ -138,8 +141,11 @@ Status Pipeline::Pump(const std::atomic<bool>& stop) {
       continue;
     }
     if (batch == nullptr) batch = pool_.Take();
-    const auto timeout = tracker_.InFlight() > 0 ? kAckPollTimeout : kIdlePollTimeout;
+    const auto timeout = tracker_.InFlight() == 0 ? kIdlePollTimeout
+                         : quiet_told_            ? kQuietAckPollTimeout
+                                                  : kAckPollTimeout;
     RETURN_IF_ERROR(source_->Poll(*batch, options_.batch_bytes, timeout));
+    const bool ends_burst = batch->ends_burst;
     if (!batch->empty()) {
       batch->sequence = next_sequence_++;
       for (auto& transform : transforms_) RETURN_IF_ERROR(transform->Apply(*batch));
@@ -150,8 +156,10 @@ Status Pipeline::Pump(const std::atomic<bool>& stop) {
         RETURN_IF_ERROR(Checked(i, workers_[i]->Submit(shared)));
       }
       quiet_told_ = false;
-    } else if (tracker_.InFlight() > 0 && !quiet_told_) {
-      // The end of a burst: its last batches need not wait out a sink's flush interval.
+    }
+    // The end of a burst, as the source saw it or as the empty poll shows: its last batches
+    // need not wait out a sink's flush interval.
+    if (!quiet_told_ && tracker_.InFlight() > 0 && (ends_burst || batch != nullptr)) {
       for (auto& worker : workers_) worker->SourceQuiet();
       quiet_told_ = true;
     }

@@ -146,6 +146,9 @@ struct Batch {
   // Set by the source when the batch's last event belongs to a transaction whose commit is not
   // in the batch (it continues in the next one); clear when the batch ends at or after a commit.
   bool ends_inside_transaction = false;
+  // Set by the source when it handed the batch over for want of anything more to read: the end
+  // of a burst. The sinks hear at once that the source is quiet, not a poll later.
+  bool ends_burst = false;
   // Set by the masking transform: the fingerprint of the policy that produced these events,
   // written as source.masking_policy. Points into the transform, which outlives the batch.
   const std::string* masking_policy = nullptr;
@@ -180,6 +183,7 @@ struct Batch {
     tables.clear();
     commit_position.reset();
     ends_inside_transaction = false;
+    ends_burst = false;
     masking_policy = nullptr;
   }
 };

@@ -566,9 +566,11 @@ Status MysqlSource::Poll(Batch& batch, size_t max_bytes, std::chrono::millisecon
   while (true) {
     const auto now = std::chrono::steady_clock::now();
     // Never block past the deadline between events, so that the pipeline keeps its cadence.
+    const bool lingering = !batch.empty() && now + kLinger <= batch_deadline;
     const auto until = batch.empty() ? deadline : std::min(batch_deadline, now + kLinger);
     if (!WaitReadable(stream_->get(),
                       std::chrono::duration_cast<std::chrono::milliseconds>(until - now))) {
+      batch.ends_burst = lingering;
       return Status::Ok();
     }
     MARIADB_RPL_EVENT* event = mariadb_rpl_fetch(rpl_, nullptr);

@@ -393,6 +393,7 @@ Status PostgresSource::Poll(Batch& batch, size_t max_bytes, std::chrono::millise
   auto deadline = std::chrono::steady_clock::now() + timeout;
   auto linger_until = std::min(deadline, std::chrono::steady_clock::now() + kLinger);
   size_t bytes_since_read = 0;
+  auto last_data = std::chrono::steady_clock::now();
   while (true) {
     auto now = std::chrono::steady_clock::now();
     if (now - last_status_ >= options_.heartbeat_interval) {
@@ -418,6 +419,7 @@ Status PostgresSource::Poll(Batch& batch, size_t max_bytes, std::chrono::millise
     int length = PQgetCopyData(stream_->get(), &buffer, /*async=*/1);
     if (length > 0) {
       last_receive_ = now;
+      last_data = now;
       bytes_since_read += static_cast<size_t>(length);
       bool commit_seen = false;
       Status status = HandleCopyData(std::string_view(buffer, length), batch, commit_seen);
@@ -440,10 +442,19 @@ Status PostgresSource::Poll(Batch& batch, size_t max_bytes, std::chrono::millise
     // a wake-up and a read per message. Then hand the batch over.
     now = std::chrono::steady_clock::now();
     if (!batch.empty()) {
-      // A snapshot chunk is a batch's worth on its own: no point lingering for more.
-      if (chunk_in_batch_ && bytes_since_read < kFullRead) return Status::Ok();
+      // A snapshot chunk is a batch's worth on its own: no point lingering for more. The last
+      // one ends the snapshot's burst.
+      if (chunk_in_batch_ && bytes_since_read < kFullRead) {
+        batch.ends_burst = !snapshotter_.pending();
+        return Status::Ok();
+      }
       if (bytes_since_read < kFullRead) {
-        if (now >= linger_until) return Status::Ok();
+        if (now >= linger_until) {
+          // A linger cut short by the poll's deadline is no pause: a stream of transactions a
+          // few ms apart would be flushed one by one.
+          batch.ends_burst = now - last_data >= kLinger;
+          return Status::Ok();
+        }
         std::this_thread::sleep_for(kLingerStep);
       }
       if (PQconsumeInput(stream_->get()) != 1) {

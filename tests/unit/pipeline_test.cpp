@@ -260,9 +260,10 @@ class ScriptedSource : public Source {
   Status Open(const std::optional<std::string>&) override { return Status::Ok(); }
   Status Poll(Batch& batch, size_t, std::chrono::milliseconds timeout) override {
     const char step = next_ < script_.size() ? script_[next_++] : '.';
-    if (step == 'b') {
+    if (step == 'b' || step == 'e') {
       batch.AddValue(ValueKind::kString, "x");
       batch.commit_position = PositionOf(++batches_);
+      batch.ends_burst = step == 'e';
       return Status::Ok();
     }
     idle_timeouts.push_back(timeout);
@@ -342,13 +343,15 @@ BOOST_AUTO_TEST_CASE(an_idle_source_is_polled_briefly_while_batches_wait_for_ack
   BOOST_TEST(source_ref.acknowledged == PositionOf(1));
 
   // Short waits until the ack came in (30 ms at least), the long one after it: the checkpoint
-  // is not held back by an idle source's wait.
+  // is not held back by an idle source's wait. The first finds the source quiet; the sink is
+  // told, and from then on the waits are a millisecond.
   const auto& waits = source_ref.idle_timeouts;
   auto first_long = std::find(waits.begin(), waits.end(), std::chrono::milliseconds(100));
   BOOST_TEST_REQUIRE((first_long != waits.end()));
-  BOOST_TEST(std::distance(waits.begin(), first_long) >= 2);
-  BOOST_TEST(std::all_of(waits.begin(), first_long,
-                         [](auto wait) { return wait == std::chrono::milliseconds(10); }));
+  BOOST_TEST(std::distance(waits.begin(), first_long) >= 3);
+  BOOST_TEST((waits.front() == std::chrono::milliseconds(10)));
+  BOOST_TEST(std::all_of(waits.begin() + 1, first_long,
+                         [](auto wait) { return wait == std::chrono::milliseconds(1); }));
   BOOST_TEST(std::all_of(first_long, waits.end(),
                          [](auto wait) { return wait == std::chrono::milliseconds(100); }));
 }
@@ -377,6 +380,27 @@ BOOST_AUTO_TEST_CASE(sinks_hear_once_at_the_end_of_each_burst_that_the_source_is
   BOOST_TEST_REQUIRE(status.ok(), status.message());
   BOOST_TEST(sink_ref.quiet_calls == 2);
   BOOST_TEST(source_ref.acknowledged == PositionOf(3));
+}
+
+// A batch the source hands over for want of more to read tells the sinks at once: the poll
+// after it waits a millisecond for their acks, or the long idle wait if they came already.
+// Without the mark, that poll waits the usual 10 ms and finds the source quiet.
+BOOST_AUTO_TEST_CASE(a_batch_that_ends_a_burst_tells_the_sinks_without_waiting_for_a_poll) {
+  for (const std::string script : {"e", "b"}) {
+    TempDir state;
+    auto source = std::make_unique<ScriptedSource>(script);
+    ScriptedSource& source_ref = *source;
+    auto sink = std::make_unique<QuietAckSink>();
+    QuietAckSink& sink_ref = *sink;
+    Pipeline pipeline = OneSinkPipeline(state, std::move(source), std::move(sink));
+    Status status = RunFor(pipeline, std::chrono::milliseconds(300));
+    BOOST_TEST_REQUIRE(status.ok(), status.message());
+    BOOST_TEST(sink_ref.quiet_calls == 1, script);
+    BOOST_TEST(source_ref.acknowledged == PositionOf(1), script);
+    BOOST_TEST_REQUIRE(!source_ref.idle_timeouts.empty());
+    const bool waited_a_poll = source_ref.idle_timeouts.front() == std::chrono::milliseconds(10);
+    BOOST_TEST(waited_a_poll == (script == "b"), script);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(the_pool_recycles_batches_cleared_and_frees_huge_ones) {
