@@ -10,7 +10,7 @@ packages=(
   libboost-test-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libyaml-cpp-dev libcli11-dev rapidjson-dev libssl-dev libre2-dev
   libsystemd-dev libhowardhinnant-date-dev
-  libmariadb-dev mariadb-server mariadb-client
+  libmariadb-dev zlib1g-dev mariadb-server mariadb-client
   librdkafka-dev kcat
   procps util-linux time jq
   prometheus-cpp-dev libcpp-httplib-dev prometheus systemd dpkg-dev

@@ -1,24 +1,13 @@
 #include "connectors/mysql/binlog_event.h"
 
 #include <fmt/format.h>
-
-#include <array>
+#include <zlib.h>
 
 #include "connectors/mysql/byte_reader.h"
 
 namespace tributary::mysql {
 
 namespace {
-
-constexpr std::array<uint32_t, 256> kCrcTable = [] {
-  std::array<uint32_t, 256> table{};
-  for (uint32_t i = 0; i < 256; ++i) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) != 0 ? 0xEDB88320U ^ (c >> 1) : c >> 1;
-    table[i] = c;
-  }
-  return table;
-}();
 
 // Offsets inside FORMAT_DESCRIPTION_EVENT's body.
 constexpr size_t kServerVersionLength = 50;
@@ -52,10 +41,11 @@ void AppendHexBytes(std::string_view bytes, std::string& out) {
 
 }  // namespace
 
+// The binlog's checksum is zlib's CRC-32, as the server computes it. zlib's takes a word at a
+// time: a byte-at-a-time table took a fifth of the source thread's CPU on a bulk insert.
 uint32_t Crc32(std::string_view bytes) {
-  uint32_t crc = 0xFFFFFFFFU;
-  for (char c : bytes) crc = kCrcTable[(crc ^ static_cast<unsigned char>(c)) & 0xFF] ^ (crc >> 8);
-  return crc ^ 0xFFFFFFFFU;
+  return static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef*>(bytes.data()),
+                                       static_cast<z_size_t>(bytes.size())));
 }
 
 Status DecodeEvent(std::string_view bytes, ChecksumAlg alg, RawEvent& out) {
