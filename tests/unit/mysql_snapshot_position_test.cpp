@@ -1,6 +1,8 @@
 #define BOOST_TEST_MODULE mysql_snapshot_position_test
 #include <boost/test/unit_test.hpp>
+#include <string>
 
+#include "connectors/mysql/binlog_position.h"
 #include "connectors/mysql/snapshot.h"
 
 namespace tributary::mysql {
@@ -74,6 +76,24 @@ BOOST_AUTO_TEST_CASE(column_expressions_and_types) {
   u.column_type = "int(10) unsigned";
   BOOST_TEST(TypeName(ColumnInfoOf(u)) == "int unsigned");
   BOOST_TEST(QuoteIdentifier("a`b") == "`a``b`");
+}
+
+// source.position: fixed widths so that positions sort as the changes do; a number wider than
+// its field keeps every digit.
+BOOST_AUTO_TEST_CASE(positions_are_zero_padded_and_keep_wider_numbers_whole) {
+  const auto position = [](uint64_t file, uint64_t pos, uint32_t row) {
+    std::string out = "x";
+    AppendPosition(file, pos, row, out);
+    return out.substr(1);
+  };
+  BOOST_TEST(position(0, 0, 0) == "0000000000/000000000000/00000000");
+  BOOST_TEST(position(1, 123456789, 42) == "0000000001/000123456789/00000042");
+  BOOST_TEST(position(9999999999, 999999999999, 99999999) == "9999999999/999999999999/99999999");
+  BOOST_TEST(position(12345678901, 7, 5) == "12345678901/000000000007/00000005");
+  BOOST_TEST(position(3, 1234567890123, 4294967295) == "0000000003/1234567890123/4294967295");
+  BOOST_TEST(position(1, 4, 9) < position(1, 4, 10));
+  BOOST_TEST(position(1, 99, 0) < position(1, 100, 0));
+  BOOST_TEST(position(1, 999999, 0) < position(2, 4, 0));
 }
 
 }  // namespace
