@@ -16,8 +16,8 @@ namespace {
 // batch's checkpoint back for a whole poll.
 constexpr std::chrono::milliseconds kIdlePollTimeout{100};
 constexpr std::chrono::milliseconds kAckPollTimeout{10};
-// Once the sinks heard that the source is quiet they flush at once: their acks are collected
-// within a millisecond rather than a poll's 10.
+// Once sinks that flush when the source is quiet (Sink::AcksWhenQuiet) heard that it is, their
+// acks are collected within a millisecond rather than a poll's 10.
 constexpr std::chrono::milliseconds kQuietAckPollTimeout{1};
 
 // Sleeps in short steps so that a stop request is honoured quickly. Waiting out a backoff is
@@ -46,6 +46,8 @@ Pipeline::Pipeline(std::string name, std::unique_ptr<Source> source,
       pool_(2 * options.batch_bytes) {}
 
 Status Pipeline::Run(const std::atomic<bool>& stop) {
+  acks_when_quiet_ = std::all_of(sinks_.begin(), sinks_.end(),
+                                 [](const auto& sink) { return sink->AcksWhenQuiet(); });
   for (size_t i = 0; i < sinks_.size(); ++i) {
     workers_.push_back(std::make_unique<SinkWorker>(*sinks_[i], options_.max_queued_batches));
     Status opened = Checked(i, workers_.back()->Open());
@@ -141,9 +143,9 @@ Status Pipeline::Pump(const std::atomic<bool>& stop) {
       continue;
     }
     if (batch == nullptr) batch = pool_.Take();
-    const auto timeout = tracker_.InFlight() == 0 ? kIdlePollTimeout
-                         : quiet_told_            ? kQuietAckPollTimeout
-                                                  : kAckPollTimeout;
+    const auto timeout = tracker_.InFlight() == 0          ? kIdlePollTimeout
+                         : quiet_told_ && acks_when_quiet_ ? kQuietAckPollTimeout
+                                                           : kAckPollTimeout;
     RETURN_IF_ERROR(source_->Poll(*batch, options_.batch_bytes, timeout));
     const bool ends_burst = batch->ends_burst;
     if (!batch->empty()) {

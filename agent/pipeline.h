@@ -73,6 +73,8 @@ class Pipeline {
   uint64_t next_sequence_ = 1;
   // The sinks were told the source is quiet, and no batch has come since.
   bool quiet_told_ = false;
+  // Every sink acks at once when told so (Sink::AcksWhenQuiet).
+  bool acks_when_quiet_ = false;
   bool source_open_ = false;
   std::chrono::steady_clock::time_point next_sample_{};
   PipelineMetrics* metrics_ = nullptr;

@@ -146,8 +146,9 @@ struct Batch {
   // Set by the source when the batch's last event belongs to a transaction whose commit is not
   // in the batch (it continues in the next one); clear when the batch ends at or after a commit.
   bool ends_inside_transaction = false;
-  // Set by the source when it handed the batch over for want of anything more to read: the end
-  // of a burst. The sinks hear at once that the source is quiet, not a poll later.
+  // Set by the source when it handed the batch over with nothing more to read: nothing came for
+  // its linger, or the batch ends the snapshot. The sinks that flush when the source is quiet
+  // hear it at once, not a poll later.
   bool ends_burst = false;
   // Set by the masking transform: the fingerprint of the policy that produced these events,
   // written as source.masking_policy. Points into the transform, which outlives the batch.

@@ -40,6 +40,9 @@ class Sink {
   // took: a sink that holds it back for an interval may make it durable now. Called with
   // nothing queued for the sink.
   virtual Status SourceQuiet() { return Status::Ok(); }
+  // Whether SourceQuiet makes what the sink took durable, and acks it, at once. When every sink
+  // does, the pipeline then looks for their acks every millisecond rather than every 10.
+  virtual bool AcksWhenQuiet() const { return false; }
 
   // Bytes submitted but not yet acknowledged: the pipeline stops reading past its limit.
   virtual size_t PendingBytes() const = 0;

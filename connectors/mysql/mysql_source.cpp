@@ -568,8 +568,8 @@ Status MysqlSource::Poll(Batch& batch, size_t max_bytes, std::chrono::millisecon
     // Never block past the deadline between events, so that the pipeline keeps its cadence.
     const bool lingering = !batch.empty() && now + kLinger <= batch_deadline;
     const auto until = batch.empty() ? deadline : std::min(batch_deadline, now + kLinger);
-    if (!WaitReadable(stream_->get(),
-                      std::chrono::duration_cast<std::chrono::milliseconds>(until - now))) {
+    // Rounded up: a wait of under a millisecond rounded down would not wait at all.
+    if (!WaitReadable(stream_->get(), std::chrono::ceil<std::chrono::milliseconds>(until - now))) {
       batch.ends_burst = lingering;
       return Status::Ok();
     }

@@ -420,6 +420,8 @@ Status PostgresSource::Poll(Batch& batch, size_t max_bytes, std::chrono::millise
     if (length > 0) {
       last_receive_ = now;
       last_data = now;
+      // The linger is counted from the batch's first data, not from when the wait began.
+      if (batch.empty()) linger_until = std::min(deadline, now + kLinger);
       bytes_since_read += static_cast<size_t>(length);
       bool commit_seen = false;
       Status status = HandleCopyData(std::string_view(buffer, length), batch, commit_seen);
@@ -442,16 +444,16 @@ Status PostgresSource::Poll(Batch& batch, size_t max_bytes, std::chrono::millise
     // a wake-up and a read per message. Then hand the batch over.
     now = std::chrono::steady_clock::now();
     if (!batch.empty()) {
-      // A snapshot chunk is a batch's worth on its own: no point lingering for more. The last
-      // one ends the snapshot's burst.
+      // A snapshot chunk is a batch's worth on its own: no point lingering for more. With
+      // nothing more buffered, the last one ends the snapshot's burst.
       if (chunk_in_batch_ && bytes_since_read < kFullRead) {
         batch.ends_burst = !snapshotter_.pending();
         return Status::Ok();
       }
       if (bytes_since_read < kFullRead) {
         if (now >= linger_until) {
-          // A linger cut short by the poll's deadline is no pause: a stream of transactions a
-          // few ms apart would be flushed one by one.
+          // Only a whole linger without data is a pause: one cut short by the poll's deadline
+          // is not, or a stream of transactions a few ms apart would be flushed one by one.
           batch.ends_burst = now - last_data >= kLinger;
           return Status::Ok();
         }

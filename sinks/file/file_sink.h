@@ -53,6 +53,7 @@ class FileSink : public Sink {
   // Flushes at once (unless flush_when_quiet is off): the interval bounds how long a change
   // waits while more keep coming, and none are coming.
   Status SourceQuiet() override;
+  bool AcksWhenQuiet() const override { return options_.flush_when_quiet; }
   size_t PendingBytes() const override { return pending_bytes_; }
   void Close() override;
 

@@ -4,10 +4,13 @@ fail() { echo "$bench_name: FAILED: $*" >&2; exit 1; }
 log() { echo "== $*" >&2; }
 now_ns() { date +%s%N; }
 # Sleeps $1 seconds without starting a process: polling with `sleep` every 20 ms took 8% of a core
-# from the run being measured. The read times out on a pipe this shell holds both ends of.
+# from the run being measured. The read times out (status > 128) on a pipe this shell holds both
+# ends of, opened here, before any timed run; anything else is a failure, not a short nap.
+exec {nap_fd}<> <(:)
 nap() {
-  [ -n "${nap_fd:-}" ] || exec {nap_fd}<> <(:)
-  read -r -t "$1" -u "$nap_fd" || true
+  local status=0
+  read -r -t "$1" -u "$nap_fd" || status=$?
+  (( status > 128 )) || fail "nap $1: read returned $status"
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 # PostgreSQL refuses to run as root.
