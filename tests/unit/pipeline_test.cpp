@@ -367,19 +367,31 @@ class QuietAckSink : public AckOnFlushSink {
   std::atomic<int> quiet_calls{0};
 };
 
-// A sink hears that the source fell quiet once at the end of each burst, with batches waiting
-// for its acks, and not on every idle poll after it.
-BOOST_AUTO_TEST_CASE(sinks_hear_once_at_the_end_of_each_burst_that_the_source_is_quiet) {
+// What a run of `script` into a QuietAckSink left behind.
+struct QuietRun {
+  int quiet_calls = 0;
+  std::string acknowledged;
+  std::vector<std::chrono::milliseconds> idle_timeouts;
+};
+
+QuietRun RunQuiet(const std::string& script, std::chrono::milliseconds duration) {
   TempDir state;
-  auto source = std::make_unique<ScriptedSource>("bb....b");
+  auto source = std::make_unique<ScriptedSource>(script);
   ScriptedSource& source_ref = *source;
   auto sink = std::make_unique<QuietAckSink>();
   QuietAckSink& sink_ref = *sink;
   Pipeline pipeline = OneSinkPipeline(state, std::move(source), std::move(sink));
-  Status status = RunFor(pipeline, std::chrono::milliseconds(800));
+  Status status = RunFor(pipeline, duration);
   BOOST_TEST_REQUIRE(status.ok(), status.message());
-  BOOST_TEST(sink_ref.quiet_calls == 2);
-  BOOST_TEST(source_ref.acknowledged == PositionOf(3));
+  return {sink_ref.quiet_calls.load(), source_ref.acknowledged, source_ref.idle_timeouts};
+}
+
+// A sink hears that the source fell quiet once at the end of each burst, with batches waiting
+// for its acks, and not on every idle poll after it.
+BOOST_AUTO_TEST_CASE(sinks_hear_once_at_the_end_of_each_burst_that_the_source_is_quiet) {
+  const QuietRun run = RunQuiet("bb....b", std::chrono::milliseconds(800));
+  BOOST_TEST(run.quiet_calls == 2);
+  BOOST_TEST(run.acknowledged == PositionOf(3));
 }
 
 // A batch the source hands over with nothing more to read tells the sinks at once: the poll
@@ -388,18 +400,11 @@ BOOST_AUTO_TEST_CASE(sinks_hear_once_at_the_end_of_each_burst_that_the_source_is
 // quiet.
 BOOST_AUTO_TEST_CASE(a_batch_that_ends_a_burst_tells_the_sinks_without_waiting_for_a_poll) {
   for (const std::string script : {"e", "b"}) {
-    TempDir state;
-    auto source = std::make_unique<ScriptedSource>(script);
-    ScriptedSource& source_ref = *source;
-    auto sink = std::make_unique<QuietAckSink>();
-    QuietAckSink& sink_ref = *sink;
-    Pipeline pipeline = OneSinkPipeline(state, std::move(source), std::move(sink));
-    Status status = RunFor(pipeline, std::chrono::milliseconds(300));
-    BOOST_TEST_REQUIRE(status.ok(), status.message());
-    BOOST_TEST(sink_ref.quiet_calls == 1, script);
-    BOOST_TEST(source_ref.acknowledged == PositionOf(1), script);
-    BOOST_TEST_REQUIRE(!source_ref.idle_timeouts.empty());
-    const bool waited_a_poll = source_ref.idle_timeouts.front() == std::chrono::milliseconds(10);
+    const QuietRun run = RunQuiet(script, std::chrono::milliseconds(300));
+    BOOST_TEST(run.quiet_calls == 1, script);
+    BOOST_TEST(run.acknowledged == PositionOf(1), script);
+    BOOST_TEST_REQUIRE(!run.idle_timeouts.empty());
+    const bool waited_a_poll = run.idle_timeouts.front() == std::chrono::milliseconds(10);
     BOOST_TEST(waited_a_poll == (script == "b"), script);
   }
 }
