@@ -18,8 +18,11 @@ void WaitForSlotActive(const PgServer& pg, const AgentProcess& agent, const std:
   BOOST_REQUIRE_MESSAGE(
       WaitFor(
           [&] {
+            // A slot is active while CREATE_REPLICATION_SLOT still looks for its consistent
+            // point; a transaction that begins then may commit before it and never be sent.
             return pg.QueryValue(fmt::format("SELECT count(*) FROM pg_replication_slots WHERE "
-                                             "active AND slot_name = '{}'",
+                                             "active AND confirmed_flush_lsn IS NOT NULL AND "
+                                             "slot_name = '{}'",
                                              slot)) == "1";
           },
           std::chrono::seconds(30)),
