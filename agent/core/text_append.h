@@ -19,6 +19,20 @@ void AppendNumber(Integer value, std::string& out) {
   out.append(digits, std::to_chars(digits, digits + sizeof(digits), value).ptr);
 }
 
+// `value` in decimal, zero-padded to at least `width` digits, at `out`; returns the end (at
+// most max(width, 20) characters).
+inline char* WritePadded(char* out, uint64_t value, int width) {
+  char digits[20];
+  int count = 0;
+  do {
+    digits[count++] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value > 0);
+  for (int i = count; i < width; ++i) *out++ = '0';
+  while (count > 0) *out++ = digits[--count];
+  return out;
+}
+
 // `value` in decimal, zero-padded to at least `width` digits.
 inline void AppendPadded(uint64_t value, size_t width, std::string& out) {
   char digits[24];

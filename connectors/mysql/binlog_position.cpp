@@ -14,22 +14,6 @@ bool ParseNumber(std::string_view text, Integer& value) {
   return ec == std::errc() && end == text.data() + text.size() && !text.empty();
 }
 
-// `value` as exactly `width` (even) decimal digits at `out`, two at a time; false when it has
-// more.
-bool WriteFixedDigits(uint64_t value, size_t width, char* out) {
-  static constexpr char kPairs[] =
-      "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-      "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-      "8081828384858687888990919293949596979899";
-  for (size_t end = width; end > 0; end -= 2) {
-    const uint64_t pair = value % 100;
-    value /= 100;
-    out[end - 2] = kPairs[2 * pair];
-    out[end - 1] = kPairs[2 * pair + 1];
-  }
-  return value == 0;
-}
-
 }  // namespace
 
 std::string FormatGtidState(const GtidState& state) {
@@ -93,21 +77,14 @@ uint64_t BinlogFileNumber(std::string_view file) {
 }
 
 void AppendPosition(uint64_t file_number, uint64_t pos, uint32_t row, std::string& out) {
-  // Written whole, once per row: appended a part at a time it took 36 ns a row, now 17.
-  char text[32];
-  if (WriteFixedDigits(file_number, 10, text) && WriteFixedDigits(pos, 12, text + 11) &&
-      WriteFixedDigits(row, 8, text + 24)) {
-    text[10] = '/';
-    text[23] = '/';
-    out.append(text, sizeof(text));
-    return;
-  }
-  // A number wider than its field keeps all its digits.
-  AppendPadded(file_number, 10, out);
-  out.push_back('/');
-  AppendPadded(pos, 12, out);
-  out.push_back('/');
-  AppendPadded(row, 8, out);
+  // Written whole from the stack, once per row: appended a part at a time it took twice as long.
+  char text[64];  // at most 20 digits a number
+  char* end = WritePadded(text, file_number, 10);
+  *end++ = '/';
+  end = WritePadded(end, pos, 12);
+  *end++ = '/';
+  end = WritePadded(end, row, 8);
+  out.append(text, end);
 }
 
 }  // namespace tributary::mysql

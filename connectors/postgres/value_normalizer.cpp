@@ -6,6 +6,7 @@
 
 #include "agent/core/civil_date.h"
 #include "agent/core/envelope_writer.h"
+#include "agent/core/text_append.h"
 
 namespace tributary::postgres {
 namespace {
@@ -179,18 +180,6 @@ void ShiftToUtc(DateTime& dt, int64_t offset_seconds) {
   dt.second = static_cast<int>(seconds % 60);
 }
 
-char* WritePadded(char* p, int64_t value, int width) {
-  char digits[20];
-  int count = 0;
-  do {
-    digits[count++] = static_cast<char>('0' + value % 10);
-    value /= 10;
-  } while (value > 0);
-  for (int i = count; i < width; ++i) *p++ = '0';
-  while (count > 0) *p++ = digits[--count];
-  return p;
-}
-
 // A value below 100 as two digits.
 char* WriteTwoDigits(char* p, int value) {
   p[0] = static_cast<char>('0' + value / 10);
@@ -205,7 +194,7 @@ char* WriteDate(char* p, const DateTime& dt) {
   } else if (dt.year > 9999) {
     *p++ = '+';
   }
-  p = WritePadded(p, dt.year < 0 ? -dt.year : dt.year, 4);
+  p = WritePadded(p, static_cast<uint64_t>(dt.year < 0 ? -dt.year : dt.year), 4);
   *p++ = '-';
   p = WriteTwoDigits(p, dt.month);
   *p++ = '-';
@@ -219,7 +208,7 @@ char* WriteTime(char* p, const DateTime& dt) {
   *p++ = ':';
   p = WriteTwoDigits(p, dt.second);
   *p++ = '.';
-  return WritePadded(p, dt.micros, 6);
+  return WritePadded(p, static_cast<uint64_t>(dt.micros), 6);
 }
 
 bool IsInfinity(std::string_view text) { return text == "infinity" || text == "-infinity"; }
