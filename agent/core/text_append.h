@@ -21,25 +21,26 @@ void AppendNumber(Integer value, std::string& out) {
 
 // `value` in decimal, zero-padded to at least `width` digits, at `out`; returns the end (at
 // most max(width, 20) characters).
-inline char* WritePadded(char* out, uint64_t value, int width) {
+inline char* WritePadded(char* out, uint64_t value, size_t width) {
   char digits[20];
-  int count = 0;
+  size_t count = 0;
   do {
     digits[count++] = static_cast<char>('0' + value % 10);
     value /= 10;
   } while (value > 0);
-  for (int i = count; i < width; ++i) *out++ = '0';
+  for (size_t i = count; i < width; ++i) *out++ = '0';
   while (count > 0) *out++ = digits[--count];
   return out;
 }
 
 // `value` in decimal, zero-padded to at least `width` digits.
 inline void AppendPadded(uint64_t value, size_t width, std::string& out) {
-  char digits[24];
-  char* end = std::to_chars(digits, digits + sizeof(digits), value).ptr;
-  const auto length = static_cast<size_t>(end - digits);
-  if (length < width) out.append(width - length, '0');
-  out.append(digits, end);
+  char text[20];
+  if (width > sizeof(text)) {
+    out.append(width - sizeof(text), '0');
+    width = sizeof(text);
+  }
+  out.append(text, WritePadded(text, value, width));
 }
 
 // `value` as exactly 8 uppercase hex digits at `out`, without a loop: each nibble is spread to
