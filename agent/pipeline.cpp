@@ -147,8 +147,10 @@ Status Pipeline::Pump(const std::atomic<bool>& stop) {
                          : quiet_told_ && acks_when_quiet_ ? kQuietAckPollTimeout
                                                            : kAckPollTimeout;
     RETURN_IF_ERROR(source_->Poll(*batch, options_.batch_bytes, timeout));
+    // Read before the batch is handed over.
+    const bool came_empty = batch->empty();
     const bool ends_burst = batch->ends_burst;
-    if (!batch->empty()) {
+    if (!came_empty) {
       batch->sequence = next_sequence_++;
       for (auto& transform : transforms_) RETURN_IF_ERROR(transform->Apply(*batch));
       if (metrics_ != nullptr) metrics_->CountBatch(*batch);
@@ -161,7 +163,7 @@ Status Pipeline::Pump(const std::atomic<bool>& stop) {
     }
     // The end of a burst, as the source saw it or as the empty poll shows: its last batches
     // need not wait out a sink's flush interval.
-    if (!quiet_told_ && tracker_.InFlight() > 0 && (ends_burst || batch != nullptr)) {
+    if (!quiet_told_ && tracker_.InFlight() > 0 && (ends_burst || came_empty)) {
       for (auto& worker : workers_) worker->SourceQuiet();
       quiet_told_ = true;
     }

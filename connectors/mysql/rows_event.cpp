@@ -129,14 +129,13 @@ bool AppendText(std::string_view bytes, Charset charset, std::string& out) {
     case Charset::kLatin1:
     case Charset::kAscii:
       // ASCII, the usual text, is the same in UTF-8: each run of it is copied whole.
-      for (size_t i = 0; i < bytes.size(); ++i) {
-        size_t run = i;
-        while (run < bytes.size() && static_cast<unsigned char>(bytes[run]) < 0x80) ++run;
-        out.append(bytes.data() + i, run - i);
-        if (run == bytes.size()) break;
-        const auto b = static_cast<unsigned char>(bytes[run]);
+      for (size_t i = 0; i < bytes.size();) {
+        const size_t run_start = i;
+        while (i < bytes.size() && static_cast<unsigned char>(bytes[i]) < 0x80) ++i;
+        out.append(bytes.data() + run_start, i - run_start);
+        if (i == bytes.size()) break;
+        const auto b = static_cast<unsigned char>(bytes[i++]);
         AppendCodePoint(b < 0xA0 ? kCp1252High[b - 0x80] : b, out);
-        i = run;
       }
       return true;
     case Charset::kBinary:
