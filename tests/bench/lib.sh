@@ -113,6 +113,18 @@ start_pg() {
 }
 sql() { command psql -X -q -v ON_ERROR_STOP=1 -tA -h 127.0.0.1 -p "$port" -U postgres -d postgres "$@"; }
 stop_pg() { as_pg "$pgbin/pg_ctl" -D "$work/pg" -m immediate -w stop >/dev/null 2>&1 || true; }
+# CPU seconds (user + system) of the server's backends and walsenders that have exited: the
+# postmaster's reaped children. Waits for those of the client that just disconnected first.
+server_cpu() {
+  local pm i
+  pm=$(head -n 1 "$work/pg/postmaster.pid")
+  for i in $(seq 1 200); do
+    pgrep -P "$pm" -f '^postgres: (walsender )?postgres ' >/dev/null || break
+    nap 0.01
+  done
+  nap 0.05  # the postmaster reaps them on SIGCHLD
+  awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($16 + $17) / hz}' "/proc/$pm/stat"
+}
 
 # For the EXIT trap: ends the contender /usr/bin/time runs as $child_pid (SIGTERM to its child,
 # the measured process, then to time itself), if one runs.
