@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <ctime>
+#include <random>
 #include <system_error>
 #include <utility>
 
@@ -30,6 +31,12 @@ std::string NowIso8601() {
   return fmt::format("{}.{:03}Z", text, millis);
 }
 
+// 64 random bits in hex: two sources' lineages, or two starts of one, never meet.
+std::string NewLineage() {
+  std::random_device random;
+  return fmt::format("{:08x}{:08x}", random(), random());
+}
+
 }  // namespace
 
 CheckpointStore::CheckpointStore(const std::filesystem::path& state_dir, std::string source)
@@ -46,7 +53,12 @@ Result<std::optional<std::string>> CheckpointStore::Load() {
   if (ec) return IoError("remove", temp, ec.value());
 
   ASSIGN_OR_RETURN(std::optional<std::string> text, ReadFileIfExists(path_));
-  if (!text) return std::optional<std::string>();
+  if (!text) {
+    // Kept while the process lives: a reconnect before the first checkpoint replays this
+    // lineage's changes, which sinks skip.
+    if (lineage_.empty()) lineage_ = NewLineage();
+    return std::optional<std::string>();
+  }
 
   rapidjson::Document doc;
   doc.Parse(text->data(), text->size());
@@ -63,6 +75,10 @@ Result<std::optional<std::string>> CheckpointStore::Load() {
   if (source_ != source->value.GetString()) {
     return Corrupt(fmt::format("belongs to source \"{}\"", source->value.GetString()));
   }
+  auto lineage = doc.FindMember("lineage");
+  lineage_ = lineage != doc.MemberEnd() && lineage->value.IsString()
+                 ? std::string(lineage->value.GetString(), lineage->value.GetStringLength())
+                 : std::string();
   auto position = doc.FindMember("position");
   if (position == doc.MemberEnd() || !position->value.IsString() ||
       position->value.GetStringLength() == 0) {
@@ -87,6 +103,10 @@ Status CheckpointStore::Save(const std::string& position) {
   writer.String(position.data(), static_cast<rapidjson::SizeType>(position.size()));
   writer.Key("saved_at");
   writer.String(saved_at.data(), static_cast<rapidjson::SizeType>(saved_at.size()));
+  if (!lineage_.empty()) {
+    writer.Key("lineage");
+    writer.String(lineage_.data(), static_cast<rapidjson::SizeType>(lineage_.size()));
+  }
   writer.EndObject();
   std::string contents(buffer.GetString(), buffer.GetSize());
   contents += '\n';

@@ -152,6 +152,7 @@ Status Pipeline::Pump(const std::atomic<bool>& stop) {
     const bool ends_burst = batch->ends_burst;
     if (!came_empty) {
       batch->sequence = next_sequence_++;
+      batch->lineage = checkpoints_.lineage();
       for (auto& transform : transforms_) RETURN_IF_ERROR(transform->Apply(*batch));
       if (metrics_ != nullptr) metrics_->CountBatch(*batch);
       tracker_.Register(batch->sequence, batch->commit_position, static_cast<int>(workers_.size()));

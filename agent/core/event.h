@@ -150,6 +150,12 @@ struct Batch {
   // its linger, or the batch ends the snapshot. The sinks that flush when the source is quiet
   // hear it at once, not a poll later.
   bool ends_burst = false;
+  // Set by the pipeline: the source's lineage, the checkpoint history its positions belong to
+  // (CheckpointStore::lineage). Positions compare only within one lineage: a source that starts
+  // without a checkpoint (a new slot, a server restored from a backup) starts a new one, and may
+  // number its changes below what an earlier lineage wrote. Points into the pipeline, which
+  // outlives the batch.
+  std::string_view lineage;
   // Set by the masking transform: the fingerprint of the policy that produced these events,
   // written as source.masking_policy. Points into the transform, which outlives the batch.
   const std::string* masking_policy = nullptr;
@@ -185,6 +191,7 @@ struct Batch {
     commit_position.reset();
     ends_inside_transaction = false;
     ends_burst = false;
+    lineage = {};
     masking_policy = nullptr;
   }
 };

@@ -77,7 +77,7 @@ Status FileSink::AppendRow(const Batch& batch, const Event& event, int64_t now_u
     ASSIGN_OR_RETURN(route.rows, OpenTopic(route.topic));
     if (options_.schemas) route.connect = BuildConnectSchemas(*event.table, route.topic);
   }
-  return route.rows->Append(batch.Text(event.position), [&](std::string& out) {
+  return route.rows->Append(batch.Text(event.position), batch.lineage, [&](std::string& out) {
     if (route.connect) {
       envelope_writer_.WriteConnect(batch, event, now_us, *route.connect, out);
     } else {
@@ -96,13 +96,14 @@ Status FileSink::AppendSchemaChange(const Batch& batch, const Event& event, Tabl
       schema_change_topics_.push_back(route.schema_changes);
     }
   }
-  return route.schema_changes->Append(batch.Text(event.position), [&](std::string& out) {
-    if (options_.schemas) {
-      envelope_writer_.WriteConnectSchemaChange(batch, event, out);
-    } else {
-      envelope_writer_.WriteSchemaChange(batch, event, out);
-    }
-  });
+  return route.schema_changes->Append(
+      batch.Text(event.position), batch.lineage, [&](std::string& out) {
+        if (options_.schemas) {
+          envelope_writer_.WriteConnectSchemaChange(batch, event, out);
+        } else {
+          envelope_writer_.WriteSchemaChange(batch, event, out);
+        }
+      });
 }
 
 Status FileSink::AppendTransaction(const Batch& batch, const Event& event, TableRoute& route) {
@@ -110,13 +111,14 @@ Status FileSink::AppendTransaction(const Batch& batch, const Event& event, Table
     ASSIGN_OR_RETURN(std::string name, FormatTopic(options_.name, kTransactionTopic, *event.table));
     ASSIGN_OR_RETURN(route.transactions, OpenTopic(name));
   }
-  return route.transactions->Append(batch.Text(event.position), [&](std::string& out) {
-    if (options_.schemas) {
-      envelope_writer_.WriteConnectTransaction(batch, event, out);
-    } else {
-      envelope_writer_.WriteTransaction(batch, event, out);
-    }
-  });
+  return route.transactions->Append(batch.Text(event.position), batch.lineage,
+                                    [&](std::string& out) {
+                                      if (options_.schemas) {
+                                        envelope_writer_.WriteConnectTransaction(batch, event, out);
+                                      } else {
+                                        envelope_writer_.WriteTransaction(batch, event, out);
+                                      }
+                                    });
 }
 
 Status FileSink::AppendMessage(const Batch& batch, const Event& event, int64_t now_us,
@@ -125,7 +127,7 @@ Status FileSink::AppendMessage(const Batch& batch, const Event& event, int64_t n
     ASSIGN_OR_RETURN(std::string name, FormatTopic(options_.name, kMessageTopic, *event.table));
     ASSIGN_OR_RETURN(route.messages, OpenTopic(name));
   }
-  return route.messages->Append(batch.Text(event.position), [&](std::string& out) {
+  return route.messages->Append(batch.Text(event.position), batch.lineage, [&](std::string& out) {
     if (options_.schemas) {
       envelope_writer_.WriteConnectMessage(batch, event, now_us, out);
     } else {

@@ -174,6 +174,12 @@ Status TopicWriter::RecoverFromWatermark(const std::string& text, const SegmentF
   segment_ = completed ? watermark_segment + 1 : watermark_segment;
   file_bytes_ = completed ? 0 : durable_bytes;
   last_position_.assign(position->value.GetString(), position->value.GetStringLength());
+  // Written by the agent since the lineage came in; older watermarks have none, as have the
+  // checkpoints of that time.
+  auto lineage = doc.FindMember("lineage");
+  if (lineage != doc.MemberEnd() && lineage->value.IsString()) {
+    last_lineage_.assign(lineage->value.GetString(), lineage->value.GetStringLength());
+  }
   return Status::Ok();
 }
 
@@ -204,10 +210,11 @@ Status TopicWriter::Corrupt(const std::string& problem) const {
       dir_.string(), problem));
 }
 
-bool TopicWriter::IsReplay(std::string_view position) {
-  // Positions grow within a source, so a position at or below the last one taken is a replay:
-  // after a crash (from the watermark) or after the source reconnected to its checkpoint.
-  if (!last_position_.empty() && position <= last_position_) {
+bool TopicWriter::IsReplay(std::string_view position, std::string_view lineage) {
+  // Positions grow within a source's lineage, so a position at or below the last one taken in
+  // it is a replay: after a crash (from the watermark) or after the source reconnected to its
+  // checkpoint.
+  if (!last_position_.empty() && lineage == last_lineage_ && position <= last_position_) {
     ++skipped_;
     return true;
   }
@@ -218,13 +225,15 @@ bool TopicWriter::IsReplay(std::string_view position) {
   return false;
 }
 
-Status TopicWriter::Appended(std::string_view position, size_t line_start) {
+Status TopicWriter::Appended(std::string_view position, std::string_view lineage,
+                             size_t line_start) {
   buffer_ += '\n';
   uint64_t segment_bytes = file_bytes_ + line_start;
   if (segment_bytes > 0 && segment_bytes + (buffer_.size() - line_start) > rotate_bytes_) {
     RETURN_IF_ERROR(Rotate(line_start));
   }
   last_position_.assign(position);
+  last_lineage_.assign(lineage);
   dirty_ = true;
   if (buffer_.size() >= kWriteThresholdBytes) return WriteBuffered(buffer_.size());
   return Status::Ok();
@@ -277,6 +286,10 @@ Status TopicWriter::SaveWatermark() {
   writer.Uint64(segment_);
   writer.Key("offset");
   writer.Uint64(file_bytes_);
+  if (!last_lineage_.empty()) {
+    writer.Key("lineage");
+    writer.String(last_lineage_.data(), static_cast<rapidjson::SizeType>(last_lineage_.size()));
+  }
   writer.EndObject();
   std::string contents(json.GetString(), json.GetSize());
   contents += '\n';

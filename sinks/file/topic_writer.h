@@ -30,15 +30,15 @@ class TopicWriter {
   Status Recover();
 
   // Buffers the line `write_line(std::string& out)` appends (one event, no newline), unless
-  // `position` is at or below the last one this topic took, including the recovered
-  // watermark's: a replay of what the topic already holds. Rotates first when the line would
-  // take a non-empty segment past rotate_bytes.
+  // `position` is at or below the last one this topic took in the same `lineage`
+  // (Batch::lineage), including the recovered watermark's: a replay of what the topic already
+  // holds. Rotates first when the line would take a non-empty segment past rotate_bytes.
   template <typename WriteLine>
-  Status Append(std::string_view position, WriteLine&& write_line) {
-    if (IsReplay(position)) return Status::Ok();
+  Status Append(std::string_view position, std::string_view lineage, WriteLine&& write_line) {
+    if (IsReplay(position, lineage)) return Status::Ok();
     const size_t line_start = buffer_.size();
     write_line(buffer_);
-    return Appended(position, line_start);
+    return Appended(position, lineage, line_start);
   }
 
   // Writes the buffer, fsyncs the segment and saves the watermark, if anything was appended
@@ -51,9 +51,9 @@ class TopicWriter {
 
  private:
   // Counts and says so when `position` is a replay; logs the count skipped before a new one.
-  bool IsReplay(std::string_view position);
+  bool IsReplay(std::string_view position, std::string_view lineage);
   // Ends the line appended at buffer_[line_start…] and takes `position` as the last one.
-  Status Appended(std::string_view position, size_t line_start);
+  Status Appended(std::string_view position, std::string_view lineage, size_t line_start);
 
   std::filesystem::path InProgressPath(uint64_t segment) const;
   std::filesystem::path CompletedPath(uint64_t segment) const;
@@ -90,8 +90,9 @@ class TopicWriter {
   std::string buffer_;       // lines not yet written to the file
   // Of the last line appended, or the recovered watermark's.
   std::string last_position_;
-  uint64_t skipped_ = 0;  // replayed events skipped since the last one appended
-  bool dirty_ = false;    // appended since the last watermark
+  std::string last_lineage_;  // of last_position_
+  uint64_t skipped_ = 0;      // replayed events skipped since the last one appended
+  bool dirty_ = false;        // appended since the last watermark
 };
 
 }  // namespace tributary

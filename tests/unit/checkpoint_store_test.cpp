@@ -54,6 +54,41 @@ BOOST_AUTO_TEST_CASE(save_then_load_round_trips) {
   BOOST_TEST(loaded->value_or("") == "0/16B374D9A0");
 }
 
+// A source without a checkpoint starts a lineage; its checkpoints keep it, and a checkpoint from
+// before lineages has none.
+BOOST_AUTO_TEST_CASE(the_lineage_is_drawn_without_a_checkpoint_and_kept_by_its_checkpoints) {
+  testing::TempDir dir;
+  CheckpointStore store(dir.path(), "shop");
+  BOOST_TEST_REQUIRE(store.Load().ok());
+  const std::string drawn = store.lineage();
+  BOOST_TEST(drawn.size() == 16u);
+  // A reconnect before the first checkpoint replays the same lineage.
+  BOOST_TEST_REQUIRE(store.Load().ok());
+  BOOST_TEST(store.lineage() == drawn);
+  BOOST_TEST_REQUIRE(store.Save("0/16B374D848").ok());
+  BOOST_TEST(nlohmann::json::parse(ReadText(store.path()))["lineage"] == drawn);
+
+  CheckpointStore reopened(dir.path(), "shop");
+  BOOST_TEST_REQUIRE(reopened.Load().ok());
+  BOOST_TEST(reopened.lineage() == drawn);
+
+  // Moved away: the next start is another lineage.
+  std::filesystem::rename(store.path(), dir.path() / "moved.json");
+  CheckpointStore fresh(dir.path(), "shop");
+  BOOST_TEST_REQUIRE(fresh.Load().ok());
+  BOOST_TEST(fresh.lineage().size() == 16u);
+  BOOST_TEST(fresh.lineage() != drawn);
+
+  std::ofstream(store.path()) << R"({"source":"shop","position":"0/1","saved_at":"x"})";
+  CheckpointStore old(dir.path(), "shop");
+  auto loaded = old.Load();
+  BOOST_TEST_REQUIRE(loaded.ok());
+  BOOST_TEST(loaded->value_or("") == "0/1");
+  BOOST_TEST(old.lineage().empty());
+  BOOST_TEST_REQUIRE(old.Save("0/2").ok());
+  BOOST_TEST(!nlohmann::json::parse(ReadText(old.path())).contains("lineage"));
+}
+
 BOOST_AUTO_TEST_CASE(stale_temp_file_is_removed_and_ignored) {
   testing::TempDir dir;
   CheckpointStore store(dir.path(), "shop");

@@ -78,6 +78,7 @@ class RecordingSink : public Sink {
       return Status::Retriable("injected failure");
     }
     taken.push_back(position);
+    lineages.insert(std::string(batch.lineage));
     unacked_.push_back(batch.sequence);
     pending_ += batch.ByteSize();
     if (position == last_) stop_ = true;
@@ -100,6 +101,7 @@ class RecordingSink : public Sink {
 
   std::mutex mutex_;
   std::vector<std::string> taken;
+  std::set<std::string> lineages;  // Batch::lineage of the batches taken
   std::set<std::thread::id> threads;
 
  private:
@@ -178,9 +180,14 @@ BOOST_AUTO_TEST_CASE(a_failed_sink_takes_nothing_after_its_failure_and_the_run_r
   BOOST_TEST(source_ref.opened_from[1] == PositionOf(149));
   // Stopping drained the sink: the last position is checkpointed and acknowledged.
   BOOST_TEST(source_ref.acknowledged == PositionOf(kLast));
-  auto saved = CheckpointStore(state.path, "test").Load();
+  CheckpointStore store(state.path, "test");
+  auto saved = store.Load();
   BOOST_TEST_REQUIRE(saved.ok());
   BOOST_TEST(saved.value().value_or("none") == PositionOf(kLast));
+  // The first run drew a lineage and checkpointed it; the resumed run carried it on.
+  BOOST_TEST_REQUIRE(sink_ref.lineages.size() == 1u);
+  BOOST_TEST(sink_ref.lineages.begin()->size() == 16u);
+  BOOST_TEST(*sink_ref.lineages.begin() == store.lineage());
   // One thread called the sink, and not the pipeline's.
   BOOST_TEST(sink_ref.threads.size() == 1u);
   BOOST_TEST((sink_ref.threads.count(std::this_thread::get_id()) == 0u));
