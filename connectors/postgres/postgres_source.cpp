@@ -975,7 +975,7 @@ Status PostgresSource::HandleRow(uint64_t lsn, Batch& batch) {
   }
   const Relation& relation = it->second;
   if (snapshotter_.pending())
-    snapshotter_.OnChange(change.relation_id, relation.schema->columns, change);
+    snapshotter_.OnChange(change.relation_id, txn_xid_, relation.schema->columns, change);
   Event event;
   event.table = batch.Retain(relation.schema);
   StartEvent(event, lsn, batch);

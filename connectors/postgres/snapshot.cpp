@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -21,6 +22,9 @@ constexpr std::string_view kSnapshotMarker = " snapshot=";
 // A keyless table, or a change the window cannot match to a key, makes a chunk start over; a
 // table that keeps changing that fast cannot be snapshotted this way.
 constexpr int kMaxAttempts = 50;
+// Before reading a chunk again that missed a transaction the stream had delivered: long enough
+// for its backend to finish the commit most of the time, short against a chunk's read.
+constexpr std::chrono::milliseconds kInvisibleCommitRetryDelay{20};
 constexpr auto kProgressLogInterval = std::chrono::seconds(10);
 
 // A member's string value, or "" when it is absent or not a string: messages come from any
@@ -261,6 +265,40 @@ std::string ChunkQuery(const PgConnection& catalog, const CatalogTable& table,
          sql;
 }
 
+bool PgSnapshot::Sees(uint32_t xid) const {
+  // Transaction ids within a snapshot's reach are less than 2^31 apart: compare them modulo
+  // 2^32, as PostgreSQL does.
+  if (static_cast<int32_t>(xid - static_cast<uint32_t>(xmax)) >= 0) return false;
+  return std::none_of(xip.begin(), xip.end(),
+                      [&](uint64_t running) { return static_cast<uint32_t>(running) == xid; });
+}
+
+std::optional<PgSnapshot> ParsePgSnapshot(std::string_view text) {
+  auto number = [](std::string_view digits, uint64_t& out) {
+    auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), out);
+    return error == std::errc() && end == digits.data() + digits.size() && !digits.empty();
+  };
+  const size_t first = text.find(':');
+  const size_t second = first == std::string_view::npos ? first : text.find(':', first + 1);
+  if (second == std::string_view::npos) return std::nullopt;
+  PgSnapshot snapshot;
+  if (!number(text.substr(0, first), snapshot.xmin) ||
+      !number(text.substr(first + 1, second - first - 1), snapshot.xmax)) {
+    return std::nullopt;
+  }
+  std::string_view list = text.substr(second + 1);
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    uint64_t xid = 0;
+    if (!number(list.substr(0, comma), xid)) return std::nullopt;
+    snapshot.xip.push_back(xid);
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+    if (list.empty()) return std::nullopt;  // a trailing comma
+  }
+  return snapshot;
+}
+
 std::string WatermarkMessage(std::string_view source, std::string_view kind,
                              std::string_view chunk_id) {
   return json{{"source", source}, {"watermark", kind}, {"chunk", chunk_id}}.dump();
@@ -307,6 +345,9 @@ void Snapshotter::StopReading() {
 }
 
 void Snapshotter::OpenWindow() {
+  before_window_.insert(before_window_.end(), in_window_.begin(), in_window_.end());
+  in_window_.clear();
+  invisible_commit_ = false;
   chunk_.reset();
   conflict_ = false;
   columns_checked_ = false;
@@ -325,6 +366,7 @@ void Snapshotter::AppendKeyPart(std::string_view text, std::string& key) {
 const PGresult* Snapshotter::chunk_result() const { return chunk_->rows.get(); }
 
 Status Snapshotter::MaybeStartChunk(PgConnection& catalog) {
+  if (!reading_ && std::chrono::steady_clock::now() < read_not_before_) return Status::Ok();
   while (!reading_ && !progress_.empty()) {
     SnapshotTable& current = progress_.tables.front();
     ASSIGN_OR_RETURN(std::optional<CatalogTable> table,
@@ -333,6 +375,7 @@ Status Snapshotter::MaybeStartChunk(PgConnection& catalog) {
       spdlog::warn("postgres: Table to snapshot no longer exists, skipping it source={} table={}",
                    source_name_, TableName(current.schema, current.table));
       progress_.tables.pop_front();
+      attempts_ = 0;  // they were this table's
       encoded_ = EncodeSnapshotProgress(progress_);
       continue;
     }
@@ -354,6 +397,7 @@ Status Snapshotter::MaybeStartChunk(PgConnection& catalog) {
         spdlog::info("postgres: Snapshot of table done, it is empty source={} table={}",
                      source_name_, TableName(current.schema, current.table));
         progress_.tables.pop_front();
+        attempts_ = 0;  // they were this table's
         encoded_ = EncodeSnapshotProgress(progress_);
         continue;
       }
@@ -402,7 +446,14 @@ Status Snapshotter::TakeChunk(bool wait) {
     return Status::Fatal(fmt::format("postgres: snapshot chunk {} arrived when {} was due (a bug)",
                                      chunk->serial, window_serial_));
   }
-  conflict_ = conflict_ || chunk->racing;
+  for (const StreamedChange& change : before_window_) {
+    if (change.relation_id == table_.oid && !chunk->snapshot.Sees(change.xid)) {
+      invisible_commit_ = true;
+      conflict_ = true;
+    }
+  }
+  std::erase_if(before_window_,
+                [&](const StreamedChange& change) { return chunk->snapshot.Sees(change.xid); });
   dropped_.assign(static_cast<size_t>(chunk->row_count), false);
   chunk_ = std::move(chunk);
   for (std::string& key : early_keys_) {
@@ -478,6 +529,22 @@ Result<bool> Snapshotter::OnMessage(std::string_view content) {
   if (!reading_) return false;  // the table changed: it is read again
   if (!conflict_) return true;
   const std::string name = TableName(table_.schema, table_.table);
+  if (invisible_commit_) {
+    // Not the table's fault, and over once the transaction's backend finishes its commit: no
+    // attempt counted, and the next read a little later.
+    StopReading();
+    read_not_before_ = std::chrono::steady_clock::now() + kInvisibleCommitRetryDelay;
+    if (!awaiting_commit_) {
+      spdlog::info(
+          "postgres: Snapshot chunk read again: a transaction already streamed was not yet "
+          "visible to its SELECT (committed, its backend still finishing the commit, e.g. "
+          "waiting for a synchronous standby); reading it every {} ms until it is source={} "
+          "table={}",
+          kInvisibleCommitRetryDelay.count(), source_name_, name);
+      awaiting_commit_ = true;
+    }
+    return false;
+  }
   StopReading();
   if (++attempts_ >= kMaxAttempts) {
     return Status::Fatal(fmt::format(
@@ -492,8 +559,12 @@ Result<bool> Snapshotter::OnMessage(std::string_view content) {
   return false;
 }
 
-void Snapshotter::OnChange(uint32_t relation_id, const std::vector<ColumnSchema>& columns,
-                           const RowChange& change) {
+void Snapshotter::OnChange(uint32_t relation_id, uint32_t xid,
+                           const std::vector<ColumnSchema>& columns, const RowChange& change) {
+  // Once per transaction and table: their changes come together.
+  if (in_window_.empty() || !(in_window_.back() == StreamedChange{xid, relation_id})) {
+    in_window_.push_back({xid, relation_id});
+  }
   // From the moment the window opened, which is before the chunk's snapshot: a transaction can
   // write its commit record before the previous watermark yet become visible only after the
   // SELECT's snapshot (its backend still finishing the commit), and then arrive here outside
@@ -549,6 +620,7 @@ bool Snapshotter::ends_initial_snapshot() const {
 }
 
 void Snapshotter::FinishChunk(size_t emitted) {
+  awaiting_commit_ = false;
   SnapshotTable& current = progress_.tables.front();
   current.rows += emitted;
   if (!current.incremental) progress_.initial_rows += emitted;

@@ -111,6 +111,19 @@ std::string ChunkQuery(const PgConnection& catalog, const CatalogTable& table,
 // SELECT of the table's largest primary key.
 std::string LastKeyQuery(const PgConnection& catalog, const CatalogTable& table);
 
+// A PostgreSQL snapshot as pg_current_snapshot() writes it: "xmin:xmax:xip,xip,…" (64-bit
+// transaction ids).
+struct PgSnapshot {
+  uint64_t xmin = 0;
+  uint64_t xmax = 0;
+  std::vector<uint64_t> xip;  // in progress when it was taken
+
+  // Whether a transaction that committed, known by its 32-bit id as pgoutput sends it, is
+  // visible to the snapshot: it finished before xmax and was not in progress.
+  bool Sees(uint32_t xid) const;
+};
+std::optional<PgSnapshot> ParsePgSnapshot(std::string_view text);
+
 // One chunk of a table as the reader read it.
 struct SnapshotChunk {
   uint64_t serial = 0;  // within its reading: 0, 1, 2, …
@@ -120,8 +133,9 @@ struct SnapshotChunk {
   PgResult rows;      // the chunk's rows, plus one look-ahead row when `more`
   int row_count = 0;  // rows of the chunk, without the look-ahead row
   bool more = false;  // rows remain after this chunk
-  // Transactions committed but invisible to the chunk's snapshot: see SnapshotReader.
-  bool racing = false;
+  // The SELECT's snapshot, to check that every transaction the stream delivered before the
+  // chunk's window is visible to it.
+  PgSnapshot snapshot;
 };
 
 // A watermark message's content: names the source and the chunk.
@@ -159,8 +173,9 @@ class Snapshotter {
   // chunk whose window is open: the caller then emits rows() and calls FinishChunk().
   Result<bool> OnMessage(std::string_view content);
 
-  // A streamed change of relation `relation_id`, whose columns are `columns`.
-  void OnChange(uint32_t relation_id, const std::vector<ColumnSchema>& columns,
+  // A streamed change of relation `relation_id`, whose columns are `columns`, by transaction
+  // `xid` (committed: pgoutput sends a transaction's changes when it commits).
+  void OnChange(uint32_t relation_id, uint32_t xid, const std::vector<ColumnSchema>& columns,
                 const RowChange& change);
 
   // A streamed truncate of relation `relation_id`: rows read before it must not follow it.
@@ -216,6 +231,23 @@ class Snapshotter {
   uint64_t window_serial_ = 0;
   std::optional<SnapshotChunk> chunk_;
   bool conflict_ = false;  // a change in the window could not be matched to a key
+  // Transactions that changed a table, by the stream, in the window open now, and before it.
+  // A transaction is in the stream once its commit record is flushed, but becomes visible to
+  // other sessions only when its backend finishes the commit (after a synchronous standby
+  // confirmed it, say): one delivered before a chunk's window whose changes the chunk's
+  // SELECT did not see would be overwritten by the chunk's older rows. Such a chunk is read
+  // again, a little later. Those visible to a chunk's snapshot are forgotten, since every later
+  // snapshot sees them too.
+  struct StreamedChange {
+    uint32_t xid;
+    uint32_t relation_id;
+    bool operator==(const StreamedChange&) const = default;
+  };
+  std::vector<StreamedChange> in_window_;
+  std::vector<StreamedChange> before_window_;
+  bool invisible_commit_ = false;  // the chunk missed one of before_window_
+  bool awaiting_commit_ = false;   // said so, and no chunk emitted since
+  std::chrono::steady_clock::time_point read_not_before_{};
   bool columns_checked_ = false;
   // Keys changed in the window before the chunk arrived.
   std::vector<std::string> early_keys_;

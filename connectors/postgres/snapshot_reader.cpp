@@ -138,11 +138,9 @@ Result<SnapshotChunk> SnapshotReader::ReadChunk(
   // own, after the SELECT's snapshot. Within the chunk's transaction, after the SELECT (whose
   // lock keeps ALTER TABLE out until COMMIT):
   // - the columns as the catalog has them now, to compare with those reading began with;
-  // - transactions that wrote their commit record before the previous watermark yet became
-  //   visible only after the SELECT took its snapshot (still finishing their commit, e.g.
-  //   waiting for a synchronous standby): the stream delivers them before the chunk's window,
-  //   newer than the chunk. They are committed in the commit log but invisible to the snapshot;
-  //   when there is one, the chunk is read again.
+  // - the snapshot itself: a transaction the stream delivered before the chunk's window may
+  //   still be invisible to it (its backend still finishing the commit, e.g. waiting for a
+  //   synchronous standby), and then the chunk is read again (Snapshotter::TakeChunk).
   const std::string sql =
       "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; " +
       ChunkQuery(conn, table, after_key, job.until_key, job.chunk_rows + 1) +
@@ -150,8 +148,7 @@ Result<SnapshotChunk> SnapshotReader::ReadChunk(
           "; SELECT (SELECT string_agg(octet_length(a.attname) || ':' || a.attname || ':' || "
           "a.atttypid || ':' || a.atttypmod, ',' ORDER BY a.attnum) FROM pg_attribute a "
           "WHERE a.attrelid = {} AND a.attnum > 0 AND NOT a.attisdropped AND "
-          "a.attgenerated = ''), (SELECT count(*) FROM pg_snapshot_xip(pg_current_snapshot()) "
-          "AS x WHERE pg_xact_status(x) = 'committed'); COMMIT; ",
+          "a.attgenerated = ''), pg_current_snapshot()::text; COMMIT; ",
           table.oid) +
       "SELECT pg_logical_emit_message(true, " + conn.QuoteLiteral(kMessagePrefix) + ", " +
       conn.QuoteLiteral(
@@ -202,7 +199,12 @@ Result<SnapshotChunk> SnapshotReader::ReadChunk(
   const int count = PQntuples(rows.get());
   chunk.more = !table.primary_key.empty() && static_cast<size_t>(count) > job.chunk_rows;
   chunk.row_count = chunk.more ? static_cast<int>(job.chunk_rows) : count;
-  chunk.racing = std::string_view(PQgetvalue(tuples[1].get(), 0, 1)) != "0";
+  std::optional<PgSnapshot> snapshot = ParsePgSnapshot(PQgetvalue(tuples[1].get(), 0, 1));
+  if (!snapshot) {
+    return Status::Fatal(fmt::format("postgres: the server wrote a snapshot as \"{}\" (a bug)",
+                                     PQgetvalue(tuples[1].get(), 0, 1)));
+  }
+  chunk.snapshot = std::move(*snapshot);
   if (chunk.more) {
     std::vector<std::string> key;
     key.reserve(table.primary_key.size());

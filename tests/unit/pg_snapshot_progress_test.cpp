@@ -1,4 +1,6 @@
 #define BOOST_TEST_MODULE pg_snapshot_progress_test
+#include <fmt/format.h>
+
 #include <boost/test/unit_test.hpp>
 
 #include "connectors/postgres/snapshot.h"
@@ -75,6 +77,43 @@ BOOST_AUTO_TEST_CASE(damaged_positions_and_progress_are_rejected) {
 BOOST_AUTO_TEST_CASE(requests_name_source_and_table) {
   BOOST_TEST(SnapshotRequestMessage("shop", "public", "orders") ==
              R"({"snapshot":{"schema":"public","table":"orders"},"source":"shop"})");
+}
+
+// pg_current_snapshot()'s text, and which committed transactions it sees: a chunk read with a
+// snapshot that misses one the stream delivered before the chunk's window is read again.
+BOOST_AUTO_TEST_CASE(snapshots_parse_and_tell_which_commits_they_see) {
+  std::optional<PgSnapshot> snapshot = ParsePgSnapshot("740:745:741,743");
+  BOOST_TEST_REQUIRE(snapshot.has_value());
+  BOOST_TEST(snapshot->xmin == 740u);
+  BOOST_TEST(snapshot->xmax == 745u);
+  BOOST_TEST(snapshot->xip == (std::vector<uint64_t>{741, 743}));
+  BOOST_TEST(snapshot->Sees(739));
+  BOOST_TEST(snapshot->Sees(742));
+  BOOST_TEST(snapshot->Sees(744));
+  BOOST_TEST(!snapshot->Sees(741));  // in progress when it was taken
+  BOOST_TEST(!snapshot->Sees(743));
+  BOOST_TEST(!snapshot->Sees(745));  // at or past xmax
+  BOOST_TEST(!snapshot->Sees(800));
+
+  std::optional<PgSnapshot> empty = ParsePgSnapshot("750:750:");
+  BOOST_TEST_REQUIRE(empty.has_value());
+  BOOST_TEST(empty->xip.empty());
+  BOOST_TEST(empty->Sees(749));
+  BOOST_TEST(!empty->Sees(750));
+
+  // 64-bit ids of a later epoch against pgoutput's 32-bit ones, across the wrap of 2^32.
+  const uint64_t epoch = uint64_t{3} << 32;
+  std::optional<PgSnapshot> wrapped =
+      ParsePgSnapshot(fmt::format("{}:{}:{}", epoch - 5, epoch + 2, epoch - 3));
+  BOOST_TEST_REQUIRE(wrapped.has_value());
+  BOOST_TEST(wrapped->Sees(0xFFFFFFFFu));
+  BOOST_TEST(wrapped->Sees(1));
+  BOOST_TEST(!wrapped->Sees(0xFFFFFFFDu));
+  BOOST_TEST(!wrapped->Sees(2));
+
+  for (const char* bad : {"", "740", "740:745", "x:745:", "740:745:741,", "740:745:7a"}) {
+    BOOST_TEST(!ParsePgSnapshot(bad).has_value(), bad);
+  }
 }
 
 }  // namespace
