@@ -54,6 +54,14 @@ Result<TopicWriter*> FileSink::OpenTopic(const std::string& name) {
   if (topic == topics_.end()) {
     auto created = std::make_unique<TopicWriter>(name, options_.path / name, options_.rotate_bytes);
     RETURN_IF_ERROR(created->Recover());
+    // A rotation vouches for the rows it completes at once, not at the next flush: the schema
+    // changes they follow must be durable first, as Flush makes them.
+    created->BeforeCompletingSegment([this, self = created.get()]() -> Status {
+      for (TopicWriter* changes : schema_change_topics_) {
+        if (changes != self) RETURN_IF_ERROR(changes->Sync());
+      }
+      return Status::Ok();
+    });
     topic = topics_.emplace(name, std::move(created)).first;
   }
   return topic->second.get();

@@ -297,6 +297,7 @@ Status TopicWriter::SaveWatermark() {
 }
 
 Status TopicWriter::Rotate(size_t length) {
+  if (before_completing_) RETURN_IF_ERROR(before_completing_());
   RETURN_IF_ERROR(WriteBuffered(length));
   std::filesystem::path in_progress = InProgressPath(segment_);
   // Without an open file nothing was written since recovery: the segment is durable already.

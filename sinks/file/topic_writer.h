@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,6 +46,13 @@ class TopicWriter {
   // since the last call.
   Status Sync();
 
+  // Called when a segment is about to be made durable and completed by a rotation, which
+  // happens inside Append, before the sink's next flush: what must be durable first (the
+  // schema changes the rows follow) is synced there.
+  void BeforeCompletingSegment(std::function<Status()> hook) {
+    before_completing_ = std::move(hook);
+  }
+
   // Closes the segment file and unlocks the directory; buffered lines are dropped (they were
   // never acked).
   void Close();
@@ -82,6 +90,7 @@ class TopicWriter {
   std::string name_;
   std::filesystem::path dir_;
   uint64_t rotate_bytes_;
+  std::function<Status()> before_completing_;
 
   int dir_fd_ = -1;  // holds the directory's lock
   uint64_t segment_ = 1;

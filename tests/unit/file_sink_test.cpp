@@ -573,6 +573,25 @@ BOOST_FIXTURE_TEST_CASE(rows_are_never_durable_before_their_schema_change, Fixtu
   BOOST_TEST(!fs::exists(TopicDir() / "_watermark.json"));
 }
 
+// A rotation completes a segment, and vouches for its rows, inside Submit: the schema change
+// those rows follow is made durable first.
+BOOST_FIXTURE_TEST_CASE(a_rotation_makes_the_schema_change_durable_before_its_rows, Fixture) {
+  options.flush_interval = std::chrono::hours(1);
+  options.rotate_bytes = 1024;
+  Open();
+  auto v2 = Version(table, 2);
+  Batch batch;
+  batch.sequence = 1;
+  AddSchemaChange(batch, v2, 1);
+  for (uint64_t n = 1; n <= 40; ++n) AddInsert(batch, v2, n);
+  batch.commit_position = Position(40);
+  BOOST_TEST_REQUIRE(sink->Submit(batch).ok());
+  BOOST_TEST_REQUIRE(fs::exists(TopicDir() / Completed(1)));
+  BOOST_TEST_REQUIRE(fs::exists(TopicDir(kSchemaChanges) / "_watermark.json"));
+  BOOST_TEST(ReadWatermark(TopicDir(kSchemaChanges))["position"] == Position(1));
+  BOOST_TEST(acks.empty());
+}
+
 BOOST_FIXTURE_TEST_CASE(schemas_true_writes_connect_form_lines, Fixture) {
   options.schemas = true;
   Open();
