@@ -129,7 +129,8 @@ Result<std::optional<CatalogTable>> ReadCatalogTable(PgConnection& catalog,
                                                      const std::string& schema,
                                                      const std::string& table) {
   ASSIGN_OR_RETURN(TextRows rel,
-                   catalog.Query("SELECT c.oid, c.relreplident, c.reltuples FROM pg_class c "
+                   catalog.Query("SELECT c.oid, c.relreplident, c.reltuples, c.relkind "
+                                 "FROM pg_class c "
                                  "JOIN pg_namespace n ON n.oid = c.relnamespace "
                                  "WHERE n.nspname = " +
                                  catalog.QuoteLiteral(schema) + " AND c.relname = " +
@@ -140,6 +141,7 @@ Result<std::optional<CatalogTable>> ReadCatalogTable(PgConnection& catalog,
   out.schema = schema;
   out.table = table;
   out.estimated_rows = std::max(0.0, std::stod(rel[0][2]));
+  out.partitioned = rel[0][3] == "p";
   const char identity = rel[0][1].empty() ? 'd' : rel[0][1][0];
   RETURN_IF_ERROR(ReadCatalogColumns(catalog, out.oid, identity, out.columns, out.primary_key));
   return std::optional<CatalogTable>(std::move(out));
@@ -229,7 +231,8 @@ std::string RowOfLiterals(const PgConnection& catalog, const std::vector<std::st
 }
 
 std::string TableRef(const PgConnection& catalog, const CatalogTable& table) {
-  return catalog.QuoteIdentifier(table.schema) + "." + catalog.QuoteIdentifier(table.table);
+  return (table.partitioned ? "" : "ONLY ") + catalog.QuoteIdentifier(table.schema) + "." +
+         catalog.QuoteIdentifier(table.table);
 }
 
 }  // namespace

@@ -89,6 +89,9 @@ struct CatalogTable {
   std::vector<CatalogColumn> columns;
   std::vector<size_t> primary_key;  // indexes into columns; empty without a primary key
   double estimated_rows = 0;        // pg_class.reltuples
+  // A partitioned table (relkind 'p'): its rows are its partitions'. A plain one's are its own,
+  // not those of tables that inherit from it, which are captured, and streamed, on their own.
+  bool partitioned = false;
 };
 
 // Reads a table's description; nullopt when the table no longer exists.

@@ -155,6 +155,13 @@ BOOST_FIXTURE_TEST_CASE(initial_snapshot_under_writes_replays_exactly, Fixture) 
                        "FROM generate_series(1, {}) g",
                        kPartedRows),
            "snap");
+  // A table inherited from: its snapshot holds its own rows, its child's come with the child.
+  pg->Exec(
+      "CREATE TABLE family (id int PRIMARY KEY, v int, note text);"
+      "CREATE TABLE family_kid (extra int) INHERITS (family);"
+      "INSERT INTO family SELECT g, g, 'parent' FROM generate_series(1, 50) g;"
+      "INSERT INTO family_kid SELECT g, g, 'kid', 1 FROM generate_series(1001, 1030) g",
+      "snap");
   // A publication left over without publish_via_partition_root: the agent must switch it on,
   // or the partitions' changes would not match the partitioned table's chunks.
   pg->Exec("CREATE PUBLICATION tributary_sn FOR TABLE a_parted", "snap");
@@ -196,6 +203,8 @@ BOOST_FIXTURE_TEST_CASE(initial_snapshot_under_writes_replays_exactly, Fixture) 
 
   auto keyless = ReadTopicEvents(TopicDir(dir.path(), "sn.public.keyless"));
   BOOST_TEST(keyless.size() == 300u);
+  BOOST_TEST(ReadTopicEvents(TopicDir(dir.path(), "sn.public.family")).size() == 50u);
+  BOOST_TEST(ReadTopicEvents(TopicDir(dir.path(), "sn.public.family_kid")).size() == 30u);
   // Tables go in name order (a_parted, big, keyless): the first row of all is "first", the last
   // "last".
   BOOST_TEST(CountSnapshotRows(parted, "first") + CountSnapshotRows(big, "first") == 1u);
