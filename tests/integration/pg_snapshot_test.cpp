@@ -125,6 +125,27 @@ struct Fixture {
     BOOST_TEST(mismatches == 0u, table);
   }
 
+  // Waits for the snapshot to end, catches up and stops `agent`, then checks that the events
+  // of table big replay to exactly its rows, no row a snapshot row twice. Returns the events and
+  // the keys of the snapshot rows.
+  std::pair<std::vector<json>, std::set<json>> FinishBig(AgentProcess& agent) const {
+    bool done = WaitFor([&] { return agent.Log().find("Snapshot done") != std::string::npos; },
+                        seconds(120));
+    BOOST_REQUIRE_MESSAGE(done, agent.Log());
+    CatchUp(agent, "big", "sn.public.big");
+    agent.Signal(SIGTERM);
+    BOOST_TEST(agent.Wait(seconds(15)).value_or(-1) == 0);
+    auto events = ReadTopicEvents(TopicDir(dir.path(), "sn.public.big"));
+    ExpectReplayMatches(events, "big");
+    std::set<json> keys;
+    for (const json& e : events) {
+      if (e["op"] == "r") {
+        BOOST_TEST(keys.insert(e["after"]["id"]).second, "doubled " << e["after"]);
+      }
+    }
+    return {std::move(events), std::move(keys)};
+  }
+
   std::unique_ptr<PgServer> pg;
   TempDir dir;
 };
@@ -318,19 +339,7 @@ BOOST_FIXTURE_TEST_CASE(a_streamed_commit_not_yet_visible_is_never_overwritten, 
   pg->Exec("SELECT pg_reload_conf()");
   writer.join();
   BOOST_REQUIRE_MESSAGE(streamed, agent->Log());
-  bool done = WaitFor([&] { return agent->Log().find("Snapshot done") != std::string::npos; },
-                      seconds(120));
-  BOOST_REQUIRE_MESSAGE(done, agent->Log());
-  CatchUp(*agent, "big", "sn.public.big");
-  agent->Signal(SIGTERM);
-  BOOST_TEST(agent->Wait(seconds(15)).value_or(-1) == 0);
-
-  auto events = ReadTopicEvents(topic);
-  ExpectReplayMatches(events, "big");
-  std::set<json> keys;
-  for (const json& e : events) {
-    if (e["op"] == "r") BOOST_TEST(keys.insert(e["after"]["id"]).second, "doubled " << e["after"]);
-  }
+  FinishBig(*agent);
   BOOST_TEST(agent->Log().find("Snapshot chunk read again") != std::string::npos);
 }
 
@@ -397,19 +406,7 @@ BOOST_FIXTURE_TEST_CASE(table_altered_mid_snapshot_is_read_again, Fixture) {
   }
   PQfinish(conn);
   BOOST_TEST(rows_before < static_cast<uint64_t>(kRows));
-  bool done = WaitFor([&] { return agent->Log().find("Snapshot done") != std::string::npos; },
-                      seconds(120));
-  BOOST_REQUIRE_MESSAGE(done, agent->Log());
-  CatchUp(*agent, "big", "sn.public.big");
-  agent->Signal(SIGTERM);
-  BOOST_TEST(agent->Wait(seconds(15)).value_or(-1) == 0);
-
-  auto events = ReadTopicEvents(TopicDir(dir.path(), "sn.public.big"));
-  ExpectReplayMatches(events, "big");
-  std::set<json> keys;
-  for (const json& e : events) {
-    if (e["op"] == "r") BOOST_TEST(keys.insert(e["after"]["id"]).second, "doubled " << e["after"]);
-  }
+  auto [events, keys] = FinishBig(*agent);
   BOOST_TEST(keys.size() == static_cast<size_t>(kRows));
   // Chunks read before an ALTER come first, without its change; those read after it, with it:
   // the rows with `extra` follow those without, those without `junk` follow those with it, and
