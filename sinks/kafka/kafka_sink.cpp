@@ -336,7 +336,9 @@ Status KafkaSink::Submit(const Batch& batch) {
   for (const Event& event : batch.events) {
     const std::string_view position = batch.Text(event.position);
     // Replayed from a checkpoint behind what the committed transactions hold: already in Kafka.
-    if (committed_position_ && position <= *committed_position_) {
+    // Positions of another lineage (the source started over) are new, whatever they say.
+    if (committed_position_ && batch.lineage == committed_lineage_ &&
+        position <= *committed_position_) {
       ++skipped_;
       continue;
     }
@@ -399,6 +401,7 @@ Status KafkaSink::Submit(const Batch& batch) {
   }
   txn_at_boundary_ = batch.commit_position.has_value();
   if (batch.commit_position) txn_checkpoint_ = batch.commit_position;
+  txn_lineage_.assign(batch.lineage);
   if (!last_position.empty() && (!txn_position_ || last_position > *txn_position_)) {
     txn_position_ = std::string(last_position);
   }
@@ -823,6 +826,7 @@ Status KafkaSink::ReadCommittedOffsets() {
   rd_kafka_metadata_destroy(metadata);
   committed_position_.reset();
   committed_checkpoint_.reset();
+  committed_lineage_.clear();
   if (topic_error == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
       topic_error == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC || partitions == 0) {
     // No transaction ever committed there: nothing to skip.
@@ -856,6 +860,7 @@ Status KafkaSink::ReadCommittedOffsets() {
                std::string_view(static_cast<const char*>(message->key), message->key_len) == key) {
       committed_position_.reset();
       committed_checkpoint_.reset();
+      committed_lineage_.clear();
       // A tombstone resets the record: nothing is skipped.
       if (message->payload != nullptr) {
         rapidjson::Document doc;
@@ -869,6 +874,7 @@ Status KafkaSink::ReadCommittedOffsets() {
         }
         committed_position_ = OptionalString(doc, "position");
         committed_checkpoint_ = OptionalString(doc, "checkpoint");
+        committed_lineage_ = OptionalString(doc, "lineage").value_or("");
       }
     }
     rd_kafka_message_destroy(message);
@@ -918,6 +924,9 @@ Status KafkaSink::CommitTransaction() {
   write_string("transactional_id", KafkaTransactionalId(options_));
   write_string("checkpoint", checkpoint);
   write_string("position", position);
+  // The position's lineage: the committed one while the transaction holds no event.
+  const std::string& lineage = txn_position_ ? txn_lineage_ : committed_lineage_;
+  if (!lineage.empty()) write_string("lineage", lineage);
   writer.Key("ts_ms");
   writer.Int64(UnixMicrosNow() / 1000);
   writer.EndObject();
@@ -940,6 +949,7 @@ Status KafkaSink::CommitTransaction() {
   txn_open_ = false;
   committed_position_ = position;
   committed_checkpoint_ = checkpoint;
+  committed_lineage_ = lineage;
   pending_bytes_ = 0;
   spdlog::debug("kafka-sink: Committed a transaction sink={} batches={} position={}", options_.name,
                 batches_.size(), position.value_or("none"));

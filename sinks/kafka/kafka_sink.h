@@ -177,11 +177,14 @@ class KafkaSink : public Sink {
   std::chrono::steady_clock::time_point txn_started_{};
   std::optional<std::string> txn_checkpoint_;  // the last commit position in the transaction
   std::optional<std::string> txn_position_;    // the last source.position in the transaction
-  // What committed transactions hold: events at or before this position are dropped.
+  // What committed transactions hold: events at or before this position, of the same lineage
+  // (Batch::lineage), are dropped.
   std::optional<std::string> committed_position_;
   std::optional<std::string> committed_checkpoint_;
-  uint64_t skipped_ = 0;      // events dropped as already committed, since the last read-back
-  std::string abort_reason_;  // set by a failed delivery: the transaction must be aborted
+  std::string committed_lineage_;  // "" in records written before lineages
+  std::string txn_lineage_;        // of the batches in the open transaction
+  uint64_t skipped_ = 0;           // events dropped as already committed, since the last read-back
+  std::string abort_reason_;       // set by a failed delivery: the transaction must be aborted
   bool abort_reason_purged_ = false;  // abort_reason_ is only "purged", not the cause
   // Records the broker rejected for good in an aborted transaction ("topic\nposition\nkind"),
   // with the error: on the replay they go straight to the dead-letter topic.

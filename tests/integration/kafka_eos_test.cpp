@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <boost/test/unit_test.hpp>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <random>
@@ -214,6 +215,35 @@ BOOST_AUTO_TEST_CASE(retriable_errors_leave_no_duplicates) {
   BOOST_REQUIRE(!offsets.empty());
   CheckOffsetsIncrease(offsets);
   BOOST_TEST(offsets.back().position == copies.rbegin()->first);
+}
+
+// A source that starts without a checkpoint is a new lineage (docs/kafka-sink.md): an offsets
+// record an earlier history of the source left, far ahead of this server's positions and of no
+// lineage, does not make its changes look committed already.
+BOOST_AUTO_TEST_CASE(a_source_that_starts_over_is_not_taken_for_a_replay) {
+  Setup setup;
+  const auto planted = setup.dir.path() / "planted.txt";
+  std::ofstream(planted)
+      << R"({"source":"kf","sink":"events"}|{"source":"kf","sink":"events",)"
+      << R"("transactional_id":"tributary-kf-events","checkpoint":"FFFFFFFF/FFFFFFFF",)"
+      << R"("position":"FFFFFFFFFFFFFFFF/FFFFFFFFFFFFFFFF/FFFFFFFF","ts_ms":0})"
+      << "\n";
+  BOOST_REQUIRE(std::system(fmt::format("kcat -P -b {} -t {} -p 0 -K '|' -l {}",
+                                        setup.kafka->bootstrap(), kOffsetsTopic, planted.string())
+                                .c_str()) == 0);
+  auto agent = setup.StartAgent();
+  std::atomic<bool> stop{false};
+  const int committed = RunT1Workload(*setup.pg, stop, 5, 50, milliseconds(2));
+  BOOST_REQUIRE_MESSAGE(setup.CatchUp(-1), LogOf{*agent});
+  StopAgent(*agent);
+
+  BOOST_TEST(committed == 50);
+  const auto records = ReadKafkaTopic(setup.kafka->bootstrap(), kTopic);
+  BOOST_TEST(CompareWithT1(*setup.pg, ReadEvents(records).events) == 0u);
+  BOOST_TEST(SkippedInLog(agent->Log()) == 0u);
+  const auto offsets = ReadKafkaTopic(setup.kafka->bootstrap(), kOffsetsTopic);
+  BOOST_REQUIRE(offsets.size() > 1u);
+  BOOST_TEST(json::parse(*offsets.back().value)["lineage"].get<std::string>().size() == 16u);
 }
 
 // An abortable error (UNSUPPORTED_FOR_MESSAGE_FORMAT on a Produce) aborts the transaction; the
