@@ -88,6 +88,8 @@ Result<std::optional<std::string>> CheckpointStore::Load() {
       std::string(position->value.GetString(), position->value.GetStringLength()));
 }
 
+void CheckpointStore::StartNewLineage() { lineage_ = NewLineage(); }
+
 Status CheckpointStore::Save(const std::string& position) {
   std::error_code ec;
   std::filesystem::create_directories(dir_, ec);

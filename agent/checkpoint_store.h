@@ -33,6 +33,8 @@ class CheckpointStore {
   const std::filesystem::path& path() const { return path_; }
   // The lineage Save writes, as Load set it.
   const std::string& lineage() const { return lineage_; }
+  // Draws a new lineage, for positions that do not continue the checkpoint's.
+  void StartNewLineage();
 
  private:
   Status Corrupt(const std::string& problem) const;

@@ -108,6 +108,14 @@ Status Pipeline::RunOnce(const std::atomic<bool>& stop) {
                checkpoint ? *checkpoint : "none");
   RETURN_IF_ERROR(source_->Open(checkpoint));
   source_open_ = true;
+  if (checkpoint && !source_->PositionsContinueCheckpoint()) {
+    checkpoints_.StartNewLineage();
+    spdlog::warn(
+        "pipeline: The source's positions do not continue its checkpoint's; they start a new "
+        "lineage, and sinks take what they may already hold again (duplicates, no gaps) "
+        "source={} lineage={}",
+        name_, checkpoints_.lineage());
+  }
   // Measured at once: right after a reconnect is when the slot lag says most.
   next_sample_ = {};
   if (metrics_ != nullptr) metrics_->SetState(PipelineState::kStreaming);

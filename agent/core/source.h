@@ -28,6 +28,12 @@ class Source {
   // server can no longer deliver everything after the checkpoint.
   virtual Status Open(const std::optional<std::string>& checkpoint) = 0;
 
+  // After an Open from a checkpoint: false when the source resumed on a server whose positions
+  // are not the checkpoint's history (a MariaDB failover by GTID to a server whose binlogs
+  // number differently), so that they may sort below what sinks hold. The pipeline then starts
+  // a new lineage (CheckpointStore::lineage): sinks take everything, duplicates rather than gaps.
+  virtual bool PositionsContinueCheckpoint() const { return true; }
+
   // Appends events to `batch` (which the caller has cleared) until it holds about
   // `max_bytes`, a commit arrives after that, or the stream pauses. Waits at most `timeout`
   // for a first event; with events in hand, returns within about 100 ms however steadily

@@ -74,6 +74,7 @@ MysqlSource::~MysqlSource() { Close(); }
 
 Status MysqlSource::Open(const std::optional<std::string>& checkpoint) {
   Close();
+  positions_continue_ = true;
   ASSIGN_OR_RETURN(dsn_, ParseMysqlDsn(options_.dsn));
   spdlog::info("mysql: Connecting source={} host={} port={} user={}", options_.name, dsn_.host,
                dsn_.port, dsn_.user);
@@ -427,6 +428,7 @@ Status MysqlSource::StartStream(const std::optional<BinlogCheckpoint>& checkpoin
     gtid_state_ = std::move(*state);
     by_gtid = true;
     RETURN_IF_ERROR(CheckGtidContinuity());
+    ASSIGN_OR_RETURN(positions_continue_, SameBinlogs(*checkpoint));
   } else if (checkpoint) {
     start_file = checkpoint->file;
     start_pos = checkpoint->pos;
@@ -487,6 +489,25 @@ Status MysqlSource::StartStream(const std::optional<BinlogCheckpoint>& checkpoin
 // The server only reports a purged GTID position once it cannot find a binlog to start from,
 // and MariaDB may keep a binlog it still needs for crash recovery: check explicitly that the
 // oldest binlog starts at or before the checkpoint and that the server has reached it.
+Result<bool> MysqlSource::SameBinlogs(const BinlogCheckpoint& checkpoint) {
+  // On the server that wrote the checkpoint, its file and offset are where its GTID state was;
+  // on another (a failover by GTID), the file is missing or holds other transactions, and its
+  // positions, numbered by its own binlogs, may sort below the checkpoint's.
+  Result<MysqlRows> at = catalog_->Query(fmt::format(
+      "SELECT BINLOG_GTID_POS({}, {})", catalog_->QuoteString(checkpoint.file), checkpoint.pos));
+  if (!at.ok() && at.status().retriable()) return at.status();
+  std::optional<GtidState> there =
+      at.ok() && !at->empty() ? ParseGtidState(Text(at->at(0).at(0))) : std::nullopt;
+  const bool same = there && FormatGtidState(*there) == FormatGtidState(gtid_state_);
+  if (!same) {
+    spdlog::warn(
+        "mysql: Resuming by GTID on a server whose binlogs do not hold the checkpoint's file "
+        "and offset (another server after a failover, or purged) source={} checkpoint_file={}",
+        options_.name, checkpoint.file);
+  }
+  return same;
+}
+
 Status MysqlSource::CheckGtidContinuity() {
   const std::string checkpoint = FormatGtidState(gtid_state_);
   ASSIGN_OR_RETURN(MysqlRows current, catalog_->Query("SELECT @@global.gtid_binlog_pos"));

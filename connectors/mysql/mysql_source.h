@@ -42,6 +42,7 @@ class MysqlSource : public Source {
   ~MysqlSource() override;
 
   Status Open(const std::optional<std::string>& checkpoint) override;
+  bool PositionsContinueCheckpoint() const override { return positions_continue_; }
   Status Poll(Batch& batch, size_t max_bytes, std::chrono::milliseconds timeout) override;
   Status Acknowledge(const std::string& position) override;
   SourceGauges Sample() override;
@@ -72,6 +73,8 @@ class MysqlSource : public Source {
   Status LoadCollations();
   Status StartStream(const std::optional<BinlogCheckpoint>& checkpoint);
   Status CheckGtidContinuity();
+  // Whether the server's binlogs hold the checkpoint's file and offset at its GTID state.
+  Result<bool> SameBinlogs(const BinlogCheckpoint& checkpoint);
   Status HandleEvent(std::string_view bytes, Batch& batch, bool& commit_seen);
   Status HandleTableMap(std::string_view body);
   Status ResolveCatalogTypes(TableMap& map);
@@ -123,6 +126,7 @@ class MysqlSource : public Source {
   uint64_t file_number_ = 0;
   uint64_t next_pos_ = 4;
   GtidState gtid_state_;
+  bool positions_continue_ = true;  // PositionsContinueCheckpoint
 
   // The transaction being read.
   bool in_transaction_ = false;

@@ -3,6 +3,8 @@
 #include <signal.h>
 
 #include <boost/test/unit_test.hpp>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "tests/support/agent_config.h"
@@ -85,6 +87,53 @@ BOOST_AUTO_TEST_CASE(purged_binlog_exits_65_and_skips_nothing) {
   BOOST_TEST(code == kExitContinuityLost, log);
   BOOST_TEST(log.find("Refusing to skip") != std::string::npos, log);
   BOOST_TEST(ReadTopicEvents(TopicDir(dir.path(), "pu.shop.t")).size() == 1u);
+}
+
+// A failover by GTID to a server whose binlogs number lower: its positions sort below what the
+// sink holds. Played on one server: the checkpoint names a binlog this server does not have
+// (the old server's), and the topic's watermark a position past this server's.
+BOOST_AUTO_TEST_CASE(resuming_on_another_servers_binlogs_starts_a_new_lineage) {
+  auto server = MariaDbServer::Start();
+  TempDir dir;
+  server->Exec("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY)");
+  auto config = WriteMysqlFileConfig(dir.path(), *server, "fo", R"(["shop.*"])");
+  const auto topic = TopicDir(dir.path(), "fo.shop.t");
+  const auto checkpoint = dir.path() / "state" / "fo" / "checkpoint.json";
+  {
+    AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent1.log");
+    BOOST_REQUIRE(WaitFor([&] { return agent.Log().find("mysql: Streaming") != std::string::npos; },
+                          seconds(30)));
+    server->Exec("INSERT INTO shop.t VALUES (1)");
+    BOOST_REQUIRE(WaitFor(
+        [&] {
+          return ReadTopicEvents(topic).size() == 1 && std::filesystem::exists(checkpoint) &&
+                 ReadFile(checkpoint).find("0-1-") != std::string::npos;
+        },
+        seconds(30)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the checkpoint lands
+    agent.Signal(SIGTERM);
+    BOOST_REQUIRE(agent.Wait(seconds(15)).value_or(-1) == 0);
+  }
+  nlohmann::json saved = nlohmann::json::parse(ReadFile(checkpoint));
+  const std::string lineage = saved["lineage"];
+  std::string position = saved["position"];
+  position.replace(0, position.find(':'), "old-server-bin.000900");
+  saved["position"] = position;
+  std::ofstream(checkpoint) << saved.dump() << "\n";
+  nlohmann::json watermark = nlohmann::json::parse(ReadFile(topic / "_watermark.json"));
+  watermark["position"] = "0000000900/000000000004/00000000";
+  std::ofstream(topic / "_watermark.json") << watermark.dump() << "\n";
+
+  AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent2.log");
+  BOOST_REQUIRE(WaitFor([&] { return agent.Log().find("mysql: Streaming") != std::string::npos; },
+                        seconds(30)));
+  server->Exec("INSERT INTO shop.t VALUES (2)");
+  BOOST_TEST(WaitFor([&] { return ReadTopicEvents(topic).size() == 2; }, seconds(30)), agent.Log());
+  agent.Signal(SIGTERM);
+  BOOST_TEST(agent.Wait(seconds(15)).value_or(-1) == 0);
+  BOOST_TEST(agent.Log().find("start a new lineage") != std::string::npos, agent.Log());
+  const std::string now = nlohmann::json::parse(ReadFile(checkpoint))["lineage"];
+  BOOST_TEST(now != lineage);
 }
 
 }  // namespace
