@@ -21,6 +21,27 @@ using std::chrono::seconds;
 constexpr int kExitConfig = 78;
 constexpr int kExitContinuityLost = 65;
 
+// Runs the agent of `config` (source `source`, tables shop.*) until it has written row 1 of
+// shop.t, inserted now, and checkpointed it, then stops it.
+void StreamFirstRow(const MariaDbServer& server, const std::filesystem::path& config,
+                    const std::filesystem::path& dir, const std::string& source) {
+  AgentProcess agent({"run", "--config", config.string()}, dir / "agent1.log");
+  BOOST_REQUIRE(WaitFor([&] { return agent.Log().find("mysql: Streaming") != std::string::npos; },
+                        seconds(30)));
+  server.Exec("INSERT INTO shop.t VALUES (1)");
+  const auto checkpoint = dir / "state" / source / "checkpoint.json";
+  BOOST_REQUIRE(WaitFor(
+      [&] {
+        return ReadTopicEvents(TopicDir(dir, source + ".shop.t")).size() == 1 &&
+               std::filesystem::exists(checkpoint) &&
+               ReadFile(checkpoint).find("0-1-") != std::string::npos;
+      },
+      seconds(30)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the checkpoint lands
+  agent.Signal(SIGTERM);
+  BOOST_REQUIRE(agent.Wait(seconds(15)).value_or(-1) == 0);
+}
+
 BOOST_AUTO_TEST_CASE(wrong_binlog_settings_exit_78_naming_the_setting) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"--binlog-format=STATEMENT", "binlog_format=ROW"},
@@ -56,21 +77,7 @@ BOOST_AUTO_TEST_CASE(purged_binlog_exits_65_and_skips_nothing) {
   TempDir dir;
   server->Exec("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY)");
   auto config = WriteMysqlFileConfig(dir.path(), *server, "pu", R"(["shop.*"])");
-  {
-    AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent1.log");
-    BOOST_REQUIRE(WaitFor([&] { return agent.Log().find("mysql: Streaming") != std::string::npos; },
-                          seconds(30)));
-    server->Exec("INSERT INTO shop.t VALUES (1)");
-    BOOST_REQUIRE(WaitFor(
-        [&] {
-          return ReadTopicEvents(TopicDir(dir.path(), "pu.shop.t")).size() == 1 &&
-                 std::filesystem::exists(dir.path() / "state");
-        },
-        seconds(30)));
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the checkpoint lands
-    agent.Signal(SIGTERM);
-    BOOST_REQUIRE(agent.Wait(seconds(15)).value_or(-1) == 0);
-  }
+  StreamFirstRow(*server, config, dir.path(), "pu");
   // Changes the agent has not seen go into a binlog that is then purged.
   server->Exec("FLUSH BINARY LOGS; INSERT INTO shop.t VALUES (2); FLUSH BINARY LOGS;");
   // Every binlog before the fresh one must go, the one holding id 2 included; MariaDB keeps a
@@ -99,21 +106,7 @@ BOOST_AUTO_TEST_CASE(resuming_on_another_servers_binlogs_starts_a_new_lineage) {
   auto config = WriteMysqlFileConfig(dir.path(), *server, "fo", R"(["shop.*"])");
   const auto topic = TopicDir(dir.path(), "fo.shop.t");
   const auto checkpoint = dir.path() / "state" / "fo" / "checkpoint.json";
-  {
-    AgentProcess agent({"run", "--config", config.string()}, dir.path() / "agent1.log");
-    BOOST_REQUIRE(WaitFor([&] { return agent.Log().find("mysql: Streaming") != std::string::npos; },
-                          seconds(30)));
-    server->Exec("INSERT INTO shop.t VALUES (1)");
-    BOOST_REQUIRE(WaitFor(
-        [&] {
-          return ReadTopicEvents(topic).size() == 1 && std::filesystem::exists(checkpoint) &&
-                 ReadFile(checkpoint).find("0-1-") != std::string::npos;
-        },
-        seconds(30)));
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the checkpoint lands
-    agent.Signal(SIGTERM);
-    BOOST_REQUIRE(agent.Wait(seconds(15)).value_or(-1) == 0);
-  }
+  StreamFirstRow(*server, config, dir.path(), "fo");
   nlohmann::json saved = nlohmann::json::parse(ReadFile(checkpoint));
   const std::string lineage = saved["lineage"];
   std::string position = saved["position"];
