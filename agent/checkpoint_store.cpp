@@ -54,9 +54,8 @@ Result<std::optional<std::string>> CheckpointStore::Load() {
 
   ASSIGN_OR_RETURN(std::optional<std::string> text, ReadFileIfExists(path_));
   if (!text) {
-    // Kept while the process lives: a reconnect before the first checkpoint replays this
-    // lineage's changes, which sinks skip.
-    if (lineage_.empty()) lineage_ = NewLineage();
+    lineage_ = NewLineage();
+    lineage_saved_ = false;
     return std::optional<std::string>();
   }
 
@@ -79,7 +78,10 @@ Result<std::optional<std::string>> CheckpointStore::Load() {
   lineage_ = lineage != doc.MemberEnd() && lineage->value.IsString()
                  ? std::string(lineage->value.GetString(), lineage->value.GetStringLength())
                  : std::string();
+  lineage_saved_ = true;
   auto position = doc.FindMember("position");
+  // A lineage alone: the source started, nothing was checkpointed yet (SaveLineage).
+  if (position == doc.MemberEnd() && !lineage_.empty()) return std::optional<std::string>();
   if (position == doc.MemberEnd() || !position->value.IsString() ||
       position->value.GetStringLength() == 0) {
     return Corrupt("has no \"position\" string");
@@ -90,7 +92,16 @@ Result<std::optional<std::string>> CheckpointStore::Load() {
 
 void CheckpointStore::StartNewLineage() { lineage_ = NewLineage(); }
 
-Status CheckpointStore::Save(const std::string& position) {
+Status CheckpointStore::SaveLineage() {
+  if (lineage_saved_) return Status::Ok();
+  RETURN_IF_ERROR(Write(std::nullopt));
+  lineage_saved_ = true;
+  return Status::Ok();
+}
+
+Status CheckpointStore::Save(const std::string& position) { return Write(position); }
+
+Status CheckpointStore::Write(const std::optional<std::string>& position) {
   std::error_code ec;
   std::filesystem::create_directories(dir_, ec);
   if (ec) return IoError("create directory", dir_, ec.value());
@@ -101,8 +112,10 @@ Status CheckpointStore::Save(const std::string& position) {
   writer.StartObject();
   writer.Key("source");
   writer.String(source_.data(), static_cast<rapidjson::SizeType>(source_.size()));
-  writer.Key("position");
-  writer.String(position.data(), static_cast<rapidjson::SizeType>(position.size()));
+  if (position) {
+    writer.Key("position");
+    writer.String(position->data(), static_cast<rapidjson::SizeType>(position->size()));
+  }
   writer.Key("saved_at");
   writer.String(saved_at.data(), static_cast<rapidjson::SizeType>(saved_at.size()));
   if (!lineage_.empty()) {

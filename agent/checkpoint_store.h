@@ -9,7 +9,8 @@
 namespace tributary {
 
 // A source's checkpoint: the last commit position every sink holds durably, kept in
-// <state_dir>/<source>/checkpoint.json as {"source", "position", "saved_at", "lineage"}.
+// <state_dir>/<source>/checkpoint.json as {"source", "position", "saved_at", "lineage"};
+// "position" is absent until the first one, while the file holds the lineage alone.
 //
 // The lineage names the history of checkpoints a position belongs to: a random id drawn when
 // the source starts without a checkpoint, kept by every checkpoint after. Positions of two
@@ -21,9 +22,8 @@ class CheckpointStore {
   CheckpointStore(const std::filesystem::path& state_dir, std::string source);
 
   // The saved position, or nullopt when none was ever saved. A damaged file is kCorruptData,
-  // never a silent restart from scratch. Sets lineage(): the checkpoint's, or when there is
-  // none a new one, kept for this store's life (a reconnect before the first Save replays the
-  // same lineage).
+  // never a silent restart from scratch. Sets lineage(): the file's, or a new one without a
+  // file.
   Result<std::optional<std::string>> Load();
 
   // Durably replaces the checkpoint: after a crash the file holds this position or the
@@ -35,6 +35,10 @@ class CheckpointStore {
   const std::string& lineage() const { return lineage_; }
   // Draws a new lineage, for positions that do not continue the checkpoint's.
   void StartNewLineage();
+  // After a Load that found no file: saves the new lineage alone, before the source writes
+  // anything, so that a crash before the first Save resumes in that lineage (sinks drop what
+  // they already hold) instead of starting another. Moving the file away still starts over.
+  Status SaveLineage();
 
  private:
   Status Corrupt(const std::string& problem) const;
@@ -42,7 +46,10 @@ class CheckpointStore {
   std::string source_;
   std::filesystem::path dir_;
   std::filesystem::path path_;
+  Status Write(const std::optional<std::string>& position);
+
   std::string lineage_;
+  bool lineage_saved_ = false;  // the file holds lineage_
 };
 
 }  // namespace tributary

@@ -104,6 +104,7 @@ Status Pipeline::RunOnce(const std::atomic<bool>& stop) {
   for (auto& worker : workers_) worker->Reset();
   for (auto& transform : transforms_) transform->Restart();
   ASSIGN_OR_RETURN(std::optional<std::string> checkpoint, checkpoints_.Load());
+  if (!checkpoint) RETURN_IF_ERROR(checkpoints_.SaveLineage());
   spdlog::info("pipeline: Opening source source={} checkpoint={}", name_,
                checkpoint ? *checkpoint : "none");
   RETURN_IF_ERROR(source_->Open(checkpoint));

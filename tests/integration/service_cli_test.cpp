@@ -223,7 +223,13 @@ BOOST_AUTO_TEST_CASE(status_shows_checkpoints_and_live_state) {
                         LogOf{agent});
   pg->Exec("INSERT INTO orders VALUES (1)", "shop");
   const fs::path checkpoint = dir.path() / "state" / "shop" / "checkpoint.json";
-  BOOST_REQUIRE(WaitFor([&] { return fs::exists(checkpoint); }, seconds(20)));
+  // The file holds the source's lineage alone until the first checkpoint.
+  BOOST_REQUIRE(WaitFor(
+      [&] {
+        return fs::exists(checkpoint) &&
+               ReadFile(checkpoint).find("\"position\"") != std::string::npos;
+      },
+      seconds(20)));
   BOOST_REQUIRE(WaitFor(
       [&] {
         auto r = client.Get("/status");

@@ -62,9 +62,15 @@ BOOST_AUTO_TEST_CASE(the_lineage_is_drawn_without_a_checkpoint_and_kept_by_its_c
   BOOST_TEST_REQUIRE(store.Load().ok());
   const std::string drawn = store.lineage();
   BOOST_TEST(drawn.size() == 16u);
-  // A reconnect before the first checkpoint replays the same lineage.
-  BOOST_TEST_REQUIRE(store.Load().ok());
-  BOOST_TEST(store.lineage() == drawn);
+  // Saved alone before the source writes anything: a restart before the first checkpoint
+  // resumes in the same lineage, still without a position.
+  BOOST_TEST_REQUIRE(store.SaveLineage().ok());
+  BOOST_TEST(!nlohmann::json::parse(ReadText(store.path())).contains("position"));
+  CheckpointStore restarted(dir.path(), "shop");
+  auto none = restarted.Load();
+  BOOST_TEST_REQUIRE(none.ok());
+  BOOST_TEST(!none->has_value());
+  BOOST_TEST(restarted.lineage() == drawn);
   BOOST_TEST_REQUIRE(store.Save("0/16B374D848").ok());
   BOOST_TEST(nlohmann::json::parse(ReadText(store.path()))["lineage"] == drawn);
 
