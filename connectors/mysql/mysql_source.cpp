@@ -486,9 +486,6 @@ Status MysqlSource::StartStream(const std::optional<BinlogCheckpoint>& checkpoin
   return Status::Ok();
 }
 
-// The server only reports a purged GTID position once it cannot find a binlog to start from,
-// and MariaDB may keep a binlog it still needs for crash recovery: check explicitly that the
-// oldest binlog starts at or before the checkpoint and that the server has reached it.
 Result<bool> MysqlSource::SameBinlogs(const BinlogCheckpoint& checkpoint) {
   // On the server that wrote the checkpoint, its file and offset are where its GTID state was;
   // on another (a failover by GTID), the file is missing or holds other transactions, and its
@@ -508,6 +505,9 @@ Result<bool> MysqlSource::SameBinlogs(const BinlogCheckpoint& checkpoint) {
   return same;
 }
 
+// The server only reports a purged GTID position once it cannot find a binlog to start from,
+// and MariaDB may keep a binlog it still needs for crash recovery: check explicitly that the
+// oldest binlog starts at or before the checkpoint and that the server has reached it.
 Status MysqlSource::CheckGtidContinuity() {
   const std::string checkpoint = FormatGtidState(gtid_state_);
   ASSIGN_OR_RETURN(MysqlRows current, catalog_->Query("SELECT @@global.gtid_binlog_pos"));

@@ -333,12 +333,12 @@ Status KafkaSink::Submit(const Batch& batch) {
   batches_.push_back({batch.sequence, 0, false});
   const int64_t now_us = UnixMicrosNow();
   std::string_view last_position;  // the largest produced
+  // Positions of another lineage (the source started over) are new, whatever they say.
+  const bool same_lineage = batch.lineage == committed_lineage_;
   for (const Event& event : batch.events) {
     const std::string_view position = batch.Text(event.position);
     // Replayed from a checkpoint behind what the committed transactions hold: already in Kafka.
-    // Positions of another lineage (the source started over) are new, whatever they say.
-    if (committed_position_ && batch.lineage == committed_lineage_ &&
-        position <= *committed_position_) {
+    if (committed_position_ && same_lineage && position <= *committed_position_) {
       ++skipped_;
       continue;
     }
