@@ -58,6 +58,11 @@ Value AppendPosition(uint64_t order_lsn, uint64_t lsn, uint32_t sequence, Batch&
 // fails before systemd takes the agent for hung.
 constexpr std::chrono::milliseconds kCatalogAnswerTimeout{15000};
 
+// How often the initial snapshot read from the slot's exported snapshot looks for sessions
+// waiting for its locks: about as long as an ALTER TABLE, and the queries queued behind it,
+// may wait.
+constexpr std::chrono::milliseconds kWaiterCheckInterval{250};
+
 }  // namespace
 
 PostgresSource::PostgresSource(PostgresSourceOptions options)
@@ -128,8 +133,28 @@ Status PostgresSource::Open(const std::optional<std::string>& checkpoint) {
   ASSIGN_OR_RETURN(PgConnection stream,
                    PgConnection::Open(options_.dsn, PgConnection::Mode::kLogicalReplication));
   stream_ = std::move(stream);
+  std::string exported_snapshot;
   ASSIGN_OR_RETURN(uint64_t start_lsn,
-                   PrepareSlot(position ? std::optional<uint64_t>(position->lsn) : std::nullopt));
+                   PrepareSlot(position ? std::optional<uint64_t>(position->lsn) : std::nullopt,
+                               exported_snapshot));
+  if (!exported_snapshot.empty()) {
+    Status begun = snapshotter_.BeginExported(exported_snapshot, *catalog_);
+    if (begun.ok()) {
+      exported_lsn_ = start_lsn;
+      exported_chunks_ = 0;
+      next_waiter_check_ = std::chrono::steady_clock::now() + kWaiterCheckInterval;
+      catalog_->SetAnswerTimeout(kCatalogAnswerTimeout);
+      spdlog::info(
+          "postgres: Reading the initial snapshot from the slot's exported snapshot; streaming "
+          "starts after it source={} slot={} start_lsn={}",
+          options_.name, options_.slot, FormatLsn(start_lsn));
+      return Status::Ok();
+    }
+    spdlog::warn(
+        "postgres: Cannot read the slot's exported snapshot; snapshotting with watermarks "
+        "while streaming source={} error=\"{}\"",
+        options_.name, begun.message());
+  }
   return StartStreaming(start_lsn);
 }
 
@@ -266,7 +291,8 @@ Status PostgresSource::CaptureNewTables() {
   return Status::Ok();
 }
 
-Result<uint64_t> PostgresSource::PrepareSlot(const std::optional<uint64_t>& checkpoint_lsn) {
+Result<uint64_t> PostgresSource::PrepareSlot(const std::optional<uint64_t>& checkpoint_lsn,
+                                             std::string& exported_snapshot) {
   const std::string checkpoint = checkpoint_lsn ? FormatLsn(*checkpoint_lsn) : "";
   ASSIGN_OR_RETURN(
       TextRows slots,
@@ -283,11 +309,17 @@ Result<uint64_t> PostgresSource::PrepareSlot(const std::optional<uint64_t>& chec
     }
     spdlog::info("postgres: Creating replication slot source={} slot={}", options_.name,
                  options_.slot);
-    ASSIGN_OR_RETURN(TextRows created, stream_->Query("CREATE_REPLICATION_SLOT " +
-                                                      stream_->QuoteIdentifier(options_.slot) +
-                                                      " LOGICAL pgoutput (SNAPSHOT 'nothing')"));
+    // The exported snapshot sees exactly what committed before the slot's consistent point,
+    // and stays valid until the next command on this connection.
+    const bool export_snapshot = snapshotter_.pending();
+    ASSIGN_OR_RETURN(
+        TextRows created,
+        stream_->Query("CREATE_REPLICATION_SLOT " + stream_->QuoteIdentifier(options_.slot) +
+                       " LOGICAL pgoutput (SNAPSHOT '" + (export_snapshot ? "export" : "nothing") +
+                       "')"));
     std::optional<uint64_t> consistent = ParseLsn(created.at(0).at(1));
     if (!consistent) return Status::Fatal("postgres: CREATE_REPLICATION_SLOT returned no LSN");
+    if (export_snapshot) exported_snapshot = created.at(0).at(2);
     return *consistent;
   }
   const auto& slot = slots[0];
@@ -378,6 +410,40 @@ Status PostgresSource::SendStatus(bool reply_requested) {
   return Status::Ok();
 }
 
+Status PostgresSource::PollExported(Batch& batch, std::chrono::milliseconds timeout) {
+  if (const auto now = std::chrono::steady_clock::now(); now >= next_waiter_check_) {
+    next_waiter_check_ = now + kWaiterCheckInterval;
+    // An ALTER TABLE waiting for the snapshot's locks would hold up every query on the table
+    // queued behind it: give the locks up and read on with watermarks.
+    ASSIGN_OR_RETURN(TextRows waiting,
+                     catalog_->Query(fmt::format(
+                         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                         "AND {} = ANY(pg_blocking_pids(pid))",
+                         snapshotter_.exported_pid())));
+    if (waiting.at(0).at(0) != "0") {
+      spdlog::info(
+          "postgres: Another session waits for a lock the initial snapshot holds: reading on "
+          "with watermarks while streaming source={} waiting_sessions={}",
+          options_.name, waiting[0][0]);
+      snapshotter_.EndExported();
+    }
+  }
+  if (snapshotter_.exported()) {
+    RETURN_IF_ERROR(snapshotter_.MaybeStartChunk(*catalog_));
+    ASSIGN_OR_RETURN(bool ready, snapshotter_.TakeExportedChunk(std::min<std::chrono::milliseconds>(
+                                     timeout, kWaiterCheckInterval)));
+    if (ready) {
+      RETURN_IF_ERROR(EmitSnapshotChunk(exported_lsn_, batch));
+      // Its progress is checkpointed with its rows, as a watermark's commit would be.
+      batch.commit_position = PositionText(exported_lsn_);
+      batch.ends_burst = !snapshotter_.pending();
+    }
+    if (!snapshotter_.pending()) snapshotter_.EndExported();
+  }
+  if (snapshotter_.exported()) return Status::Ok();
+  return StartStreaming(exported_lsn_);
+}
+
 Status PostgresSource::Poll(Batch& batch, size_t max_bytes, std::chrono::milliseconds timeout) {
   if (!stream_) return Status::Retriable("postgres: source is not open");
   // A catalog query that got no answer in time closed the connection (Sample's included).
@@ -388,6 +454,7 @@ Status PostgresSource::Poll(Batch& batch, size_t max_bytes, std::chrono::millise
     next_table_check_ = now + options_.heartbeat_interval;
     RETURN_IF_ERROR(CaptureNewTables());
   }
+  if (snapshotter_.exported()) return PollExported(batch, timeout);
   if (snapshotter_.pending()) RETURN_IF_ERROR(snapshotter_.MaybeStartChunk(*catalog_));
   chunk_in_batch_ = false;
   auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -876,12 +943,23 @@ Status PostgresSource::EmitSnapshotChunk(uint64_t lsn, Batch& batch) {
   const std::vector<int> rows = snapshotter_.RowsToEmit();
   const SnapshotMark mark =
       snapshotter_.incremental() ? SnapshotMark::kIncremental : SnapshotMark::kTrue;
+  const int64_t read_us = UnixMicrosNow();
   for (size_t n = 0; n < rows.size(); ++n) {
     const int row = rows[n];
     Event event;
     event.op = Op::kRead;
     event.table = batch.Retain(relation.schema);
-    StartEvent(event, lsn, batch);
+    if (snapshotter_.exported()) {
+      // Before every change the slot streams, each committed at or after its consistent point
+      // (`lsn`): the rows sort just below it, by chunk and row.
+      event.meta.commit_ts_us = read_us;
+      event.meta.commit_lsn = lsn;
+      event.meta.lsn = lsn;
+      event.meta.sequence = static_cast<uint32_t>(n);
+      event.position = AppendPosition(lsn - 1, exported_chunks_, static_cast<uint32_t>(n), batch);
+    } else {
+      StartEvent(event, lsn, batch);
+    }
     event.meta.snapshot = mark;
     if (mark == SnapshotMark::kTrue) {
       if (n == 0 && snapshotter_.at_initial_start()) event.meta.snapshot = SnapshotMark::kFirst;
@@ -911,6 +989,7 @@ Status PostgresSource::EmitSnapshotChunk(uint64_t lsn, Batch& batch) {
     }
     batch.events.push_back(event);
   }
+  if (snapshotter_.exported()) ++exported_chunks_;
   snapshotter_.FinishChunk(rows.size());
   chunk_in_batch_ = true;
   return Status::Ok();
@@ -1087,6 +1166,8 @@ Status PostgresSource::Acknowledge(const std::string& position) {
   if (!parsed) return Status::Fatal("postgres: acknowledged position is not this source's");
   if (parsed->lsn <= flushed_lsn_ || !stream_) return Status::Ok();
   flushed_lsn_ = parsed->lsn;
+  // Before the stream starts there is no one to tell.
+  if (snapshotter_.exported()) return Status::Ok();
   return SendStatus(false);
 }
 
@@ -1118,7 +1199,7 @@ SourceGauges PostgresSource::Sample() {
 void PostgresSource::Close() {
   if (stream_) {
     // Tell the server how far we got before leaving; best effort, the checkpoint is saved.
-    if (PQstatus(stream_->get()) == CONNECTION_OK) {
+    if (PQstatus(stream_->get()) == CONNECTION_OK && !snapshotter_.exported()) {
       (void)SendStatus(false);
       PQputCopyEnd(stream_->get(), nullptr);
       PQflush(stream_->get());

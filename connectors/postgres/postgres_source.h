@@ -83,7 +83,12 @@ class PostgresSource : public Source {
   Status EnsurePublication(const std::vector<TableName>& tables, bool resuming);
   // Adds the tables created (or created again) under the globs since Open to the publication.
   Status CaptureNewTables();
-  Result<uint64_t> PrepareSlot(const std::optional<uint64_t>& checkpoint_lsn);
+  // The LSN to stream from. A slot it creates for an initial snapshot exports its snapshot,
+  // named in `exported_snapshot`.
+  Result<uint64_t> PrepareSlot(const std::optional<uint64_t>& checkpoint_lsn,
+                               std::string& exported_snapshot);
+  // Emits the initial snapshot from the slot's exported snapshot, then starts the stream.
+  Status PollExported(Batch& batch, std::chrono::milliseconds timeout);
   Status StartStreaming(uint64_t start_lsn);
   Status SendStatus(bool reply_requested);
   std::chrono::milliseconds ReceiveTimeout() const;
@@ -128,6 +133,11 @@ class PostgresSource : public Source {
   std::shared_ptr<const TableSchema> message_table_;
   Snapshotter snapshotter_;
   bool chunk_in_batch_ = false;  // this Poll put a snapshot chunk into the batch
+  // While the initial snapshot is read from the slot's exported snapshot: the slot's
+  // consistent point, where the stream starts afterwards.
+  uint64_t exported_lsn_ = 0;
+  uint32_t exported_chunks_ = 0;  // emitted so far, to order their rows' positions
+  std::chrono::steady_clock::time_point next_waiter_check_{};
 
   // The transaction being decoded.
   uint64_t txn_commit_lsn_ = 0;

@@ -26,6 +26,9 @@ constexpr int kMaxAttempts = 50;
 // for its backend to finish the commit most of the time, short against a chunk's read.
 constexpr std::chrono::milliseconds kInvisibleCommitRetryDelay{20};
 constexpr auto kProgressLogInterval = std::chrono::seconds(10);
+// A chunk whose high watermark arrived was read already: it is at most a moment away, unless
+// the reader is stuck.
+constexpr std::chrono::milliseconds kChunkDueWait = std::chrono::minutes(10);
 
 // A member's string value, or "" when it is absent or not a string: messages come from any
 // database user and must never stop the source.
@@ -339,6 +342,42 @@ void Snapshotter::Capture(const std::string& schema, const std::string& table) {
 void Snapshotter::Close() {
   StopReading();
   reader_->Close();
+  exported_ = false;
+}
+
+Status Snapshotter::BeginExported(const std::string& snapshot_name, PgConnection& catalog) {
+  std::string tables;
+  for (const SnapshotTable& table : progress_.tables) {
+    if (!tables.empty()) tables += ", ";
+    tables += catalog.QuoteIdentifier(table.schema) + "." + catalog.QuoteIdentifier(table.table);
+  }
+  ASSIGN_OR_RETURN(exported_pid_, reader_->BeginExported(snapshot_name, tables));
+  exported_ = true;
+  return Status::Ok();
+}
+
+void Snapshotter::EndExported() {
+  // Closing the connection ends the transaction, its snapshot and its locks.
+  Close();
+  // Its chunks' windows, had there been any, are of no use to the watermarks' chunks.
+  before_window_.clear();
+}
+
+Result<bool> Snapshotter::TakeExportedChunk(std::chrono::milliseconds wait) {
+  if (!reading_) return false;
+  ASSIGN_OR_RETURN(std::optional<SnapshotChunk> chunk, reader_->Next(wait));
+  if (!chunk) return false;
+  if (chunk->changed) {
+    spdlog::info(
+        "postgres: Table altered after the slot's snapshot was exported: reading on with "
+        "watermarks source={} table={}",
+        source_name_, TableName(table_.schema, table_.table));
+    EndExported();
+    return false;
+  }
+  dropped_.assign(static_cast<size_t>(chunk->row_count), false);
+  chunk_ = std::move(chunk);
+  return true;
 }
 
 void Snapshotter::StopReading() {
@@ -394,7 +433,8 @@ Status Snapshotter::MaybeStartChunk(PgConnection& catalog) {
                      source_name_, TableName(current.schema, current.table), table->estimated_rows);
       }
     }
-    if (!table->primary_key.empty() && !current.until_key) {
+    // An exported snapshot does not change: its rows end where the table does.
+    if (!exported_ && !table->primary_key.empty() && !current.until_key) {
       ASSIGN_OR_RETURN(TextRows last, catalog.Query(LastKeyQuery(catalog, *table)));
       if (last.empty()) {
         spdlog::info("postgres: Snapshot of table done, it is empty source={} table={}",
@@ -416,17 +456,20 @@ Status Snapshotter::MaybeStartChunk(PgConnection& catalog) {
                                    .after_key = current.after_key,
                                    .until_key = current.until_key,
                                    .chunk_rows = chunk_rows_,
-                                   .chunk_id_prefix = chunk_id_prefix_});
+                                   .chunk_id_prefix = chunk_id_prefix_,
+                                   .exported = exported_});
     reading_ = true;
   }
-  if (reading_ && !chunk_) return TakeChunk(/*wait=*/false);
+  if (reading_ && !chunk_ && !exported_) return TakeChunk(/*wait=*/false);
   return Status::Ok();
 }
 
 Status Snapshotter::TakeChunk(bool wait) {
-  ASSIGN_OR_RETURN(std::optional<SnapshotChunk> chunk, reader_->Next(wait));
+  ASSIGN_OR_RETURN(std::optional<SnapshotChunk> chunk,
+                   reader_->Next(wait ? kChunkDueWait : std::chrono::milliseconds(0)));
   if (!chunk) {
-    return wait ? Status::Retriable("postgres: the snapshot reader stopped before the chunk")
+    return wait ? Status::Retriable(
+                      "postgres: the snapshot reader stopped, or stalled, before the chunk")
                 : Status::Ok();
   }
   if (chunk->changed) {

@@ -23,8 +23,12 @@ namespace tributary::postgres {
 // which committed before the SELECT's snapshot was taken: stream changes to the chunk's keys in
 // the window are newer than or equal to the chunk's rows, so those rows are dropped; the rest
 // are emitted where the high watermark sits in the stream. A reader thread reads the chunks
-// ahead of the stream (SnapshotReader). No locks, no exported snapshot, and a crash resumes at
-// the next chunk.
+// ahead of the stream (SnapshotReader). No locks, and a crash resumes at the next chunk.
+//
+// The initial snapshot of a new slot reads the slot's exported snapshot instead, before the
+// stream starts (BeginExported): the same chunks, emitted as they come, with no watermarks.
+// Whatever ends that early (another session waiting for its locks, a table altered before they
+// were taken, a crash) leaves the progress so far, and the rest is read with watermarks.
 
 // One table waiting to be snapshotted, or being snapshotted (the front of the queue).
 struct SnapshotTable {
@@ -163,6 +167,18 @@ class Snapshotter {
   // Stops reading and closes the reader's connection.
   void Close();
 
+  // Reads the initial snapshot from the slot's exported snapshot `snapshot_name`, with the
+  // stream not yet started; locks the tables left. On failure nothing changed.
+  Status BeginExported(const std::string& snapshot_name, PgConnection& catalog);
+  // Ends reading the exported snapshot: what is left is read with watermarks.
+  void EndExported();
+  bool exported() const { return exported_; }
+  // The process id of the session that reads the exported snapshot.
+  int exported_pid() const { return exported_pid_; }
+  // While exported(): takes the next chunk, waiting up to `wait`; true when there is one to
+  // emit. A table altered before it was locked ends reading the exported snapshot.
+  Result<bool> TakeExportedChunk(std::chrono::milliseconds wait);
+
   // Encoded progress after the last chunk emitted: what positions carry.
   const std::string& encoded_progress() const { return encoded_; }
   bool pending() const { return !progress_.empty(); }
@@ -218,6 +234,8 @@ class Snapshotter {
   std::string encoded_;
   std::vector<std::pair<std::string, std::string>> captured_;
   std::unique_ptr<SnapshotReader> reader_;
+  bool exported_ = false;
+  int exported_pid_ = 0;
 
   // The table being read (the front of the queue), as the catalog described it when reading
   // began; the reader walks it a few chunks ahead.

@@ -38,7 +38,8 @@ void SnapshotReader::Stop() {
     {
       std::lock_guard lock(mutex_);
       stop_ = true;
-      if (running_ && cancel_ != nullptr) {
+      // An exported snapshot's session cannot be replaced: its chunk is let finish instead.
+      if (running_ && cancel_ != nullptr && !exported_session_) {
         cancelled_ = true;
         // A chunk's SELECT of a large keyless table can take long; stopping should not.
         std::array<char, 256> error{};
@@ -58,13 +59,18 @@ void SnapshotReader::Stop() {
 }
 
 void SnapshotReader::Close() {
+  {
+    // The session goes anyway: a chunk still being read may be interrupted.
+    std::lock_guard lock(mutex_);
+    exported_session_ = false;
+  }
   Stop();
   conn_.reset();
 }
 
-Result<std::optional<SnapshotChunk>> SnapshotReader::Next(bool wait) {
+Result<std::optional<SnapshotChunk>> SnapshotReader::Next(std::chrono::milliseconds wait) {
   std::unique_lock lock(mutex_);
-  if (wait) changed_.wait(lock, [&] { return !ready_.empty() || !running_; });
+  changed_.wait_for(lock, wait, [&] { return !ready_.empty() || !running_; });
   if (!ready_.empty()) {
     SnapshotChunk chunk = std::move(ready_.front());
     ready_.pop_front();
@@ -85,8 +91,30 @@ Status SnapshotReader::Connect() {
   return Status::Ok();
 }
 
+Result<int> SnapshotReader::BeginExported(const std::string& snapshot_name,
+                                          const std::string& tables) {
+  RETURN_IF_ERROR(Connect());
+  // lock_timeout: a table held by an ALTER now is better read with watermarks than waited for.
+  Status begun = conn_->Command(
+      "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT " +
+      conn_->QuoteLiteral(snapshot_name) + "; SET LOCAL lock_timeout = '5s'; LOCK TABLE " + tables +
+      " IN ACCESS SHARE MODE");
+  if (!begun.ok()) {
+    conn_.reset();
+    return begun;
+  }
+  std::lock_guard lock(mutex_);
+  exported_session_ = true;
+  return PQbackendPID(conn_->get());
+}
+
 void SnapshotReader::Run(const SnapshotReadJob& job) {
-  Status status = Connect();
+  Status status;
+  if (!job.exported) {
+    status = Connect();
+  } else if (std::lock_guard lock(mutex_); !conn_ || !exported_session_) {
+    status = Status::Retriable("postgres: the session holding the exported snapshot is gone");
+  }
   if (status.ok()) {
     std::lock_guard lock(mutex_);
     cancel_ = PQgetCancel(conn_->get());
@@ -141,23 +169,31 @@ Result<SnapshotChunk> SnapshotReader::ReadChunk(
   // - the snapshot itself: a transaction the stream delivered before the chunk's window may
   //   still be invisible to it (its backend still finishing the commit, e.g. waiting for a
   //   synchronous standby), and then the chunk is read again (Snapshotter::TakeChunk).
+  //
+  // An exported job reads in the transaction of the slot's snapshot, which locked the table
+  // before the catalog was read: the check compares the columns as that snapshot has them, so
+  // that an ALTER between the slot's creation and the lock, which may have rewritten the table
+  // where the snapshot cannot see it, is caught.
+  const std::string check = fmt::format(
+      "; SELECT (SELECT string_agg(octet_length(a.attname) || ':' || a.attname || ':' || "
+      "a.atttypid || ':' || a.atttypmod, ',' ORDER BY a.attnum) FROM pg_attribute a "
+      "WHERE a.attrelid = {} AND a.attnum > 0 AND NOT a.attisdropped AND "
+      "a.attgenerated = ''), pg_current_snapshot()::text",
+      table.oid);
+  const std::string select = ChunkQuery(conn, table, after_key, job.until_key, job.chunk_rows + 1);
   const std::string sql =
-      "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; " +
-      ChunkQuery(conn, table, after_key, job.until_key, job.chunk_rows + 1) +
-      fmt::format(
-          "; SELECT (SELECT string_agg(octet_length(a.attname) || ':' || a.attname || ':' || "
-          "a.atttypid || ':' || a.atttypmod, ',' ORDER BY a.attnum) FROM pg_attribute a "
-          "WHERE a.attrelid = {} AND a.attnum > 0 AND NOT a.attisdropped AND "
-          "a.attgenerated = ''), pg_current_snapshot()::text; COMMIT; ",
-          table.oid) +
-      "SELECT pg_logical_emit_message(true, " + conn.QuoteLiteral(kMessagePrefix) + ", " +
-      conn.QuoteLiteral(
-          WatermarkMessage(source_name_, "high", job.chunk_id_prefix + std::to_string(serial))) +
-      ")";
+      job.exported
+          ? select + check
+          : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; " + select + check + "; COMMIT; " +
+                "SELECT pg_logical_emit_message(true, " + conn.QuoteLiteral(kMessagePrefix) + ", " +
+                conn.QuoteLiteral(WatermarkMessage(source_name_, "high",
+                                                   job.chunk_id_prefix + std::to_string(serial))) +
+                ")";
+  const size_t expected = job.exported ? 2 : 3;
   if (PQsendQuery(conn.get(), sql.c_str()) != 1) {
     return ClassifyPgError(conn.get(), nullptr, "snapshot chunk query failed");
   }
-  std::vector<PgResult> tuples;  // the chunk's rows, the check, the watermark
+  std::vector<PgResult> tuples;  // the chunk's rows, the check, the watermark (if any)
   Status failure;
   bool changed = false;
   while (PgResult result{PQgetResult(conn.get())}) {
@@ -173,10 +209,10 @@ Result<SnapshotChunk> SnapshotReader::ReadChunk(
     }
   }
   RETURN_IF_ERROR(failure);
-  if (!changed && tuples.size() != 3) {
+  if (!changed && tuples.size() != expected) {
     return Status::Fatal(
-        fmt::format("postgres: the snapshot chunk query returned {} row sets, expected 3 (a bug)",
-                    tuples.size()));
+        fmt::format("postgres: the snapshot chunk query returned {} row sets, expected {} (a bug)",
+                    tuples.size(), expected));
   }
   if (!changed) {
     std::string columns;
@@ -188,8 +224,9 @@ Result<SnapshotChunk> SnapshotReader::ReadChunk(
     changed = columns != PQgetvalue(tuples[1].get(), 0, 0);
   }
   if (changed) {
-    // A failed statement left the chunk's transaction open, aborted; else it committed.
-    if (tuples.size() != 3) {
+    // A failed statement left the chunk's transaction open, aborted; else it committed. An
+    // exported job's transaction is the caller's to end.
+    if (!job.exported && tuples.size() != expected) {
       PgResult ended(PQexec(conn.get(), "ROLLBACK"));
     }
     chunk.changed = true;

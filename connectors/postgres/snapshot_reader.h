@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -26,6 +27,8 @@ struct SnapshotReadJob {
   std::optional<std::vector<std::string>> until_key;
   size_t chunk_rows = 1;
   std::string chunk_id_prefix;  // a chunk's id is this and its serial
+  // Read in the transaction BeginExported opened: no watermarks, no transaction per chunk.
+  bool exported = false;
 };
 
 // Reads a table's chunks on a thread and a connection of its own, a few chunks ahead of the
@@ -39,6 +42,12 @@ class SnapshotReader {
   SnapshotReader(const SnapshotReader&) = delete;
   SnapshotReader& operator=(const SnapshotReader&) = delete;
 
+  // Opens the transaction that exported jobs read in: it imports the slot's exported snapshot
+  // `snapshot_name` and locks `tables` (quoted, comma-separated) in ACCESS SHARE mode, so that
+  // none is altered until Close. Returns the reading session's process id. Only while no job
+  // runs; a failure closes the connection.
+  Result<int> BeginExported(const std::string& snapshot_name, const std::string& tables);
+
   // Starts reading; a job still running is stopped first.
   void Start(SnapshotReadJob job);
   // Stops reading and drops the chunks read ahead. Keeps the connection when it is idle.
@@ -46,9 +55,9 @@ class SnapshotReader {
   // Closes the connection too.
   void Close();
 
-  // The next chunk, waiting for it when `wait`; nullopt when none is ready yet (not waiting)
-  // or the job has no more. An error when the reader failed.
-  Result<std::optional<SnapshotChunk>> Next(bool wait);
+  // The next chunk, waiting up to `wait` for it; nullopt when none is ready in time or the job
+  // has no more. An error when the reader failed.
+  Result<std::optional<SnapshotChunk>> Next(std::chrono::milliseconds wait);
 
  private:
   void Run(const SnapshotReadJob& job);
@@ -69,7 +78,10 @@ class SnapshotReader {
   bool running_ = false;             // guarded by mutex_: the thread reads on
   bool stop_ = false;                // guarded by mutex_
   bool cancelled_ = false;           // guarded by mutex_: a query was interrupted
-  PGcancel* cancel_ = nullptr;       // guarded by mutex_: interrupts the running query
+  // Guarded by mutex_: the connection holds the exported snapshot's transaction
+  // (BeginExported), so it is never interrupted or replaced until Close.
+  bool exported_session_ = false;
+  PGcancel* cancel_ = nullptr;  // guarded by mutex_: interrupts the running query
 };
 
 }  // namespace tributary::postgres

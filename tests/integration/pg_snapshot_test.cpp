@@ -66,6 +66,12 @@ int RunWrites(const PgServer& pg, const std::string& table, int existing_rows,
 struct Fixture {
   Fixture() : pg(PgServer::Start()) { pg->Exec("CREATE DATABASE snap"); }
 
+  // A slot created before the agent's first run has no snapshot to export: the initial snapshot
+  // is then read with watermarks beside the stream, as a resumed one is.
+  void CreateSlot() const {
+    pg->Exec("SELECT pg_create_logical_replication_slot('tributary_sn', 'pgoutput')", "snap");
+  }
+
   void CreateTable(const std::string& table, int rows) const {
     pg->Exec(
         fmt::format("CREATE TABLE {0} (id int PRIMARY KEY, v int, note text);"
@@ -156,9 +162,13 @@ size_t CountSnapshotRows(const std::vector<json>& events, const std::string& mar
   }));
 }
 
-BOOST_FIXTURE_TEST_CASE(initial_snapshot_under_writes_replays_exactly, Fixture) {
+// The initial snapshot of several kinds of table while writers change two of them. A slot the
+// agent creates exports its snapshot, read before the stream starts; a slot that exists already
+// does not, and the snapshot is read with watermarks beside the stream.
+void SnapshotUnderWritesReplaysExactly(Fixture& f, bool slot_exists) {
+  const auto& pg = f.pg;
   const int kRows = 20000;
-  CreateTable("big", kRows);
+  f.CreateTable("big", kRows);
   // A keyless table is read whole; it sees no writes, so its one chunk holds.
   pg->Exec(
       "CREATE TABLE keyless (a int, b text);"
@@ -186,13 +196,14 @@ BOOST_FIXTURE_TEST_CASE(initial_snapshot_under_writes_replays_exactly, Fixture) 
   // A publication left over without publish_via_partition_root: the agent must switch it on,
   // or the partitions' changes would not match the partitioned table's chunks.
   pg->Exec("CREATE PUBLICATION tributary_sn FOR TABLE a_parted", "snap");
-  auto config = WritePgFileConfig(dir.path(), *pg, "snap", "sn", "[\"public.*\"]",
-                                  "    snapshot: initial\n    snapshot_chunk_rows: 300\n");
+  auto config = WritePgFileConfig(f.dir.path(), *pg, "snap", "sn", "[\"public.*\"]",
+                                  "    snapshot: initial\n    snapshot_chunk_rows: 20\n");
   std::atomic<bool> stop{false};
   int committed = 0;
   std::thread writer([&] { committed = RunWrites(*pg, "big", kRows, stop, 1); });
   std::thread parted_writer([&] { RunWrites(*pg, "a_parted", kPartedRows, stop, 4); });
-  auto agent = StartAgent(config, 0);
+  if (slot_exists) f.CreateSlot();
+  auto agent = f.StartAgent(config, 0);
   bool done = WaitFor([&] { return agent->Log().find("Snapshot done") != std::string::npos; },
                       seconds(120));
   stop.store(true);
@@ -201,17 +212,17 @@ BOOST_FIXTURE_TEST_CASE(initial_snapshot_under_writes_replays_exactly, Fixture) 
   BOOST_REQUIRE_MESSAGE(done, agent->Log());
   BOOST_TEST_MESSAGE("transactions during the snapshot: " << committed);
   BOOST_TEST(committed > 50);
-  CatchUp(*agent, "big", "sn.public.big");
-  CatchUp(*agent, "a_parted", "sn.public.a_parted");
+  f.CatchUp(*agent, "big", "sn.public.big");
+  f.CatchUp(*agent, "a_parted", "sn.public.a_parted");
   BOOST_TEST(pg->QueryValue("SELECT pubviaroot FROM pg_publication WHERE pubname = 'tributary_sn'",
                             "snap") == "t");
   agent->Signal(SIGTERM);
   BOOST_TEST(agent->Wait(seconds(15)).value_or(-1) == 0);
 
-  auto parted = ReadTopicEvents(TopicDir(dir.path(), "sn.public.a_parted"));
-  ExpectReplayMatches(parted, "a_parted");
-  auto big = ReadTopicEvents(TopicDir(dir.path(), "sn.public.big"));
-  ExpectReplayMatches(big, "big");
+  auto parted = ReadTopicEvents(TopicDir(f.dir.path(), "sn.public.a_parted"));
+  f.ExpectReplayMatches(parted, "a_parted");
+  auto big = ReadTopicEvents(TopicDir(f.dir.path(), "sn.public.big"));
+  f.ExpectReplayMatches(big, "big");
   // Rows changed during their chunk's window come from the stream instead; no row is a
   // snapshot row twice.
   const size_t snapshot_rows = CountSnapshotRows(big, "true") + CountSnapshotRows(big, "first") +
@@ -222,16 +233,27 @@ BOOST_FIXTURE_TEST_CASE(initial_snapshot_under_writes_replays_exactly, Fixture) 
     if (e["op"] == "r") BOOST_TEST(keys.insert(e["after"]["id"]).second, "doubled " << e["after"]);
   }
 
-  auto keyless = ReadTopicEvents(TopicDir(dir.path(), "sn.public.keyless"));
+  auto keyless = ReadTopicEvents(TopicDir(f.dir.path(), "sn.public.keyless"));
   BOOST_TEST(keyless.size() == 300u);
-  BOOST_TEST(ReadTopicEvents(TopicDir(dir.path(), "sn.public.family")).size() == 50u);
-  BOOST_TEST(ReadTopicEvents(TopicDir(dir.path(), "sn.public.family_kid")).size() == 30u);
+  BOOST_TEST(ReadTopicEvents(TopicDir(f.dir.path(), "sn.public.family")).size() == 50u);
+  BOOST_TEST(ReadTopicEvents(TopicDir(f.dir.path(), "sn.public.family_kid")).size() == 30u);
   // Tables go in name order (a_parted, big, keyless): the first row of all is "first", the last
   // "last".
   BOOST_TEST(CountSnapshotRows(parted, "first") + CountSnapshotRows(big, "first") == 1u);
   BOOST_TEST(CountSnapshotRows(keyless, "last") == 1u);
   BOOST_TEST(keyless.back()["source"]["snapshot"] == "last");
   BOOST_TEST(agent->Log().find("has no primary key") != std::string::npos);
+  BOOST_TEST((agent->Log().find("from the slot's exported snapshot") != std::string::npos) ==
+             !slot_exists);
+  BOOST_TEST(agent->Log().find("reading on with watermarks") == std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(initial_snapshot_under_writes_replays_exactly, Fixture) {
+  SnapshotUnderWritesReplaysExactly(*this, /*slot_exists=*/false);
+}
+
+BOOST_FIXTURE_TEST_CASE(initial_snapshot_with_watermarks_under_writes_replays_exactly, Fixture) {
+  SnapshotUnderWritesReplaysExactly(*this, /*slot_exists=*/true);
 }
 
 BOOST_FIXTURE_TEST_CASE(kill_9_mid_snapshot_resumes_at_the_next_chunk, Fixture) {
@@ -297,10 +319,18 @@ BOOST_FIXTURE_TEST_CASE(a_streamed_commit_not_yet_visible_is_never_overwritten, 
   const int kRows = 20000;
   const int kLateId = kRows - 10;
   CreateTable("big", kRows);
-  // Chunks of 10 rows: the snapshot takes seconds to reach the row the writer updates.
+  // Chunks of 10 rows: the snapshot takes seconds to reach the row the writer updates. An
+  // on-demand snapshot, since only a snapshot beside the stream has the stream run ahead of it.
   auto config = WritePgFileConfig(dir.path(), *pg, "snap", "sn", "[\"public.big\"]",
-                                  "    snapshot: initial\n    snapshot_chunk_rows: 10\n");
+                                  "    snapshot_chunk_rows: 10\n");
   auto agent = StartAgent(config, 0);
+  BOOST_REQUIRE(WaitFor(
+      [&] {
+        return pg->QueryValue("SELECT count(*) FROM pg_replication_slots WHERE active") == "1";
+      },
+      seconds(30)));
+  BOOST_REQUIRE(RunAgent({"snapshot", "--config", config.string(), "--table", "public.big"},
+                         dir.path() / "request.log") == 0);
   BOOST_REQUIRE_MESSAGE(
       WaitFor([&] { return agent->Log().find("Snapshotting table") != std::string::npos; },
               seconds(60)),
@@ -343,6 +373,67 @@ BOOST_FIXTURE_TEST_CASE(a_streamed_commit_not_yet_visible_is_never_overwritten, 
   BOOST_TEST(agent->Log().find("Snapshot chunk read again") != std::string::npos);
 }
 
+// The initial snapshot read from the slot's exported snapshot holds its tables' locks until it
+// ends. An ALTER TABLE waiting for one, and every query queued behind it, must not wait that
+// long: the agent gives the locks up and reads on with watermarks beside the stream, from the
+// rows it got so far, and the result still replays exactly under writes.
+BOOST_FIXTURE_TEST_CASE(a_waiting_alter_ends_the_exported_snapshot_early, Fixture) {
+  const int kRows = 20000;
+  CreateTable("big", kRows);
+  pg->Exec(
+      "CREATE TABLE zz (id int PRIMARY KEY, v int);"
+      "INSERT INTO zz SELECT g, g FROM generate_series(1, 10) g",
+      "snap");
+  auto config = WritePgFileConfig(dir.path(), *pg, "snap", "sn", "[\"public.*\"]",
+                                  "    snapshot: initial\n    snapshot_chunk_rows: 100\n");
+  std::atomic<bool> stop{false};
+  std::thread writer([&] { RunWrites(*pg, "big", kRows, stop, 5); });
+  auto agent = StartAgent(config, 0);
+  // The session reading the exported snapshot locked every table at its start, zz included
+  // (read after big). Stopping its backend holds the snapshot in progress, whatever the speed.
+  std::string reader_pid;
+  BOOST_REQUIRE_MESSAGE(WaitFor(
+                            [&] {
+                              reader_pid = pg->QueryValue(
+                                  "SELECT coalesce(min(pid), 0) FROM pg_locks WHERE relation = "
+                                  "'zz'::regclass AND mode = 'AccessShareLock' AND granted",
+                                  "snap");
+                              return reader_pid != "0";
+                            },
+                            seconds(60)),
+                        LogOf{*agent});
+  BOOST_REQUIRE(kill(std::stoi(reader_pid), SIGSTOP) == 0);
+  bool altered = false;
+  std::thread alter([&] {
+    PGconn* conn = PQconnectdb(pg->Dsn("snap").c_str());
+    PGresult* result =
+        PQexec(conn, "SET lock_timeout = '60s'; ALTER TABLE zz ADD COLUMN extra int DEFAULT 1");
+    altered = PQresultStatus(result) == PGRES_COMMAND_OK;
+    PQclear(result);
+    PQfinish(conn);
+  });
+  const bool gave_way = WaitFor(
+      [&] {
+        return agent->Log().find("Another session waits for a lock the initial snapshot holds") !=
+               std::string::npos;
+      },
+      seconds(10));
+  kill(std::stoi(reader_pid), SIGCONT);
+  alter.join();
+  stop.store(true);
+  writer.join();
+  BOOST_REQUIRE_MESSAGE(gave_way, LogOf{*agent});
+  BOOST_TEST(altered);
+  auto [events, keys] = FinishBig(*agent);
+  BOOST_TEST(keys.size() > static_cast<size_t>(kRows) / 2);
+  const std::string log = agent->Log();
+  BOOST_TEST(log.find("from the slot's exported snapshot") != std::string::npos);
+  // zz was read after the ALTER, with watermarks.
+  auto zz = ReadTopicEvents(TopicDir(dir.path(), "sn.public.zz"));
+  BOOST_REQUIRE(zz.size() == 10u);
+  for (const json& e : zz) BOOST_TEST(e["after"].value("extra", 0) == 1);
+}
+
 // Rows of the snapshot in the checkpoint's progress; nullopt before the first checkpoint with one.
 std::optional<uint64_t> CheckpointedSnapshotRows(const std::filesystem::path& checkpoint) {
   if (!std::filesystem::exists(checkpoint)) return std::nullopt;
@@ -355,7 +446,8 @@ std::optional<uint64_t> CheckpointedSnapshotRows(const std::filesystem::path& ch
 // The reader reads chunks ahead of the stream with the columns the table had when reading
 // began. A column added, then one dropped, while its next chunk's SELECT waits for the table
 // (here: for a lock held by the ALTER's transaction) makes it read the table again from the
-// catalog; every row still arrives once, the later ones with the new columns.
+// catalog; every row still arrives once, the later ones with the new columns. (Read with
+// watermarks: an exported snapshot would give its locks up at the first ALTER.)
 BOOST_FIXTURE_TEST_CASE(table_altered_mid_snapshot_is_read_again, Fixture) {
   // Small chunks, so that the snapshot is still going when the second ALTER comes: each ALTER
   // waits for a lock that stops the reader, so the rows only need to outlast two checkpoints of
@@ -368,6 +460,7 @@ BOOST_FIXTURE_TEST_CASE(table_altered_mid_snapshot_is_read_again, Fixture) {
            "snap");
   auto config = WritePgFileConfig(dir.path(), *pg, "snap", "sn", "[\"public.big\"]",
                                   "    snapshot: initial\n    snapshot_chunk_rows: 20\n");
+  CreateSlot();
   auto agent = StartAgent(config, 0);
   const auto checkpoint = dir.path() / "state" / "sn" / "checkpoint.json";
   PGconn* conn = PQconnectdb(pg->Dsn("snap").c_str());
