@@ -87,6 +87,13 @@ Status SnapshotReader::Connect() {
   // The walsender sends only flushed WAL: after an asynchronous commit a watermark would wait
   // for the WAL writer (up to wal_writer_delay), and every chunk with it.
   RETURN_IF_ERROR(conn.Command("SET synchronous_commit = local"));
+  // A SQL_ASCII database sends its bytes unconverted, UTF-8 or not, and would refuse them back
+  // in the next chunk's key literal from a UTF-8 client, before the values are checked (which
+  // names the column).
+  if (const char* encoding = PQparameterStatus(conn.get(), "server_encoding");
+      encoding != nullptr && std::string_view(encoding) == "SQL_ASCII") {
+    RETURN_IF_ERROR(conn.Command("SET client_encoding = 'SQL_ASCII'"));
+  }
   conn_ = std::move(conn);
   return Status::Ok();
 }

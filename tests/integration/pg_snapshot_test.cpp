@@ -434,6 +434,28 @@ BOOST_FIXTURE_TEST_CASE(a_waiting_alter_ends_the_exported_snapshot_early, Fixtur
   for (const json& e : zz) BOOST_TEST(e["after"].value("extra", 0) == 1);
 }
 
+// A SQL_ASCII database converts nothing: text that is not UTF-8 arrives as it is, and cannot be
+// written as JSON. It must stop the source with an error that names the table and column (not
+// a crash, not a line no JSON parser reads), here in a primary key, which the snapshot's
+// progress would also have had to hold.
+BOOST_FIXTURE_TEST_CASE(text_that_is_not_utf8_stops_the_source_naming_the_column, Fixture) {
+  pg->Exec(
+      "CREATE DATABASE ascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' "
+      "TEMPLATE template0");
+  pg->Exec(
+      "CREATE TABLE t (k text PRIMARY KEY, v int);"
+      "INSERT INTO t SELECT chr(200 + g % 50) || lpad(g::text, 6, '0'), g "
+      "FROM generate_series(1, 100) g",
+      "ascii");
+  auto config = WritePgFileConfig(dir.path(), *pg, "ascii", "sn", "[\"public.t\"]",
+                                  "    snapshot: initial\n    snapshot_chunk_rows: 10\n");
+  auto agent = StartAgent(config, 0);
+  BOOST_TEST(agent->Wait(seconds(60)).value_or(-1) == 65);
+  BOOST_TEST(agent->Log().find("malformed text value (snapshot of table public.t, column k)") !=
+                 std::string::npos,
+             agent->Log());
+}
+
 // Rows of the snapshot in the checkpoint's progress; nullopt before the first checkpoint with one.
 std::optional<uint64_t> CheckpointedSnapshotRows(const std::filesystem::path& checkpoint) {
   if (!std::filesystem::exists(checkpoint)) return std::nullopt;
