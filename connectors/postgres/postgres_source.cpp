@@ -58,11 +58,6 @@ Value AppendPosition(uint64_t order_lsn, uint64_t lsn, uint32_t sequence, Batch&
 // fails before systemd takes the agent for hung.
 constexpr std::chrono::milliseconds kCatalogAnswerTimeout{15000};
 
-// How often the initial snapshot read from the slot's exported snapshot looks for sessions
-// waiting for its locks: about as long as an ALTER TABLE, and the queries queued behind it,
-// may wait.
-constexpr std::chrono::milliseconds kWaiterCheckInterval{250};
-
 }  // namespace
 
 PostgresSource::PostgresSource(PostgresSourceOptions options)
@@ -142,7 +137,10 @@ Status PostgresSource::Open(const std::optional<std::string>& checkpoint) {
     if (begun.ok()) {
       exported_lsn_ = start_lsn;
       exported_chunks_ = 0;
-      next_waiter_check_ = std::chrono::steady_clock::now() + kWaiterCheckInterval;
+      // Any command ends the export, and with it the transaction the walsender held for it
+      // (which idle_in_transaction_session_timeout would end too, with the connection): the
+      // reading session has its own copy now.
+      RETURN_IF_ERROR(stream_->Query("IDENTIFY_SYSTEM").status());
       catalog_->SetAnswerTimeout(kCatalogAnswerTimeout);
       spdlog::info(
           "postgres: Reading the initial snapshot from the slot's exported snapshot; streaming "
@@ -411,35 +409,15 @@ Status PostgresSource::SendStatus(bool reply_requested) {
 }
 
 Status PostgresSource::PollExported(Batch& batch, std::chrono::milliseconds timeout) {
-  if (const auto now = std::chrono::steady_clock::now(); now >= next_waiter_check_) {
-    next_waiter_check_ = now + kWaiterCheckInterval;
-    // An ALTER TABLE waiting for the snapshot's locks would hold up every query on the table
-    // queued behind it: give the locks up and read on with watermarks.
-    ASSIGN_OR_RETURN(TextRows waiting,
-                     catalog_->Query(fmt::format(
-                         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                         "AND {} = ANY(pg_blocking_pids(pid))",
-                         snapshotter_.exported_pid())));
-    if (waiting.at(0).at(0) != "0") {
-      spdlog::info(
-          "postgres: Another session waits for a lock the initial snapshot holds: reading on "
-          "with watermarks while streaming source={} waiting_sessions={}",
-          options_.name, waiting[0][0]);
-      snapshotter_.EndExported();
-    }
+  RETURN_IF_ERROR(snapshotter_.MaybeStartChunk(*catalog_));
+  ASSIGN_OR_RETURN(bool ready, snapshotter_.TakeExportedChunk(timeout));
+  if (ready) {
+    RETURN_IF_ERROR(EmitSnapshotChunk(exported_lsn_, batch));
+    // Its progress is checkpointed with its rows, as a watermark's commit would be.
+    batch.commit_position = PositionText(exported_lsn_);
+    batch.ends_burst = !snapshotter_.pending();
   }
-  if (snapshotter_.exported()) {
-    RETURN_IF_ERROR(snapshotter_.MaybeStartChunk(*catalog_));
-    ASSIGN_OR_RETURN(bool ready, snapshotter_.TakeExportedChunk(std::min<std::chrono::milliseconds>(
-                                     timeout, kWaiterCheckInterval)));
-    if (ready) {
-      RETURN_IF_ERROR(EmitSnapshotChunk(exported_lsn_, batch));
-      // Its progress is checkpointed with its rows, as a watermark's commit would be.
-      batch.commit_position = PositionText(exported_lsn_);
-      batch.ends_burst = !snapshotter_.pending();
-    }
-    if (!snapshotter_.pending()) snapshotter_.EndExported();
-  }
+  if (snapshotter_.exported() && !snapshotter_.pending()) snapshotter_.EndExported();
   if (snapshotter_.exported()) return Status::Ok();
   return StartStreaming(exported_lsn_);
 }

@@ -137,7 +137,6 @@ class PostgresSource : public Source {
   // consistent point, where the stream starts afterwards.
   uint64_t exported_lsn_ = 0;
   uint32_t exported_chunks_ = 0;  // emitted so far, to order their rows' positions
-  std::chrono::steady_clock::time_point next_waiter_check_{};
 
   // The transaction being decoded.
   uint64_t txn_commit_lsn_ = 0;

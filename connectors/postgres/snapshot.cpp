@@ -340,8 +340,9 @@ void Snapshotter::Capture(const std::string& schema, const std::string& table) {
 }
 
 void Snapshotter::Close() {
-  StopReading();
+  // Closing first interrupts a chunk still being read from an exported snapshot.
   reader_->Close();
+  StopReading();
   exported_ = false;
 }
 
@@ -351,7 +352,7 @@ Status Snapshotter::BeginExported(const std::string& snapshot_name, PgConnection
     if (!tables.empty()) tables += ", ";
     tables += catalog.QuoteIdentifier(table.schema) + "." + catalog.QuoteIdentifier(table.table);
   }
-  ASSIGN_OR_RETURN(exported_pid_, reader_->BeginExported(snapshot_name, tables));
+  RETURN_IF_ERROR(reader_->BeginExported(snapshot_name, tables));
   exported_ = true;
   return Status::Ok();
 }
@@ -364,9 +365,24 @@ void Snapshotter::EndExported() {
 }
 
 Result<bool> Snapshotter::TakeExportedChunk(std::chrono::milliseconds wait) {
-  if (!reading_) return false;
-  ASSIGN_OR_RETURN(std::optional<SnapshotChunk> chunk, reader_->Next(wait));
-  if (!chunk) return false;
+  // Chunks read before the session ended are still the exported snapshot's: they go first.
+  Result<std::optional<SnapshotChunk>> next =
+      reading_ ? reader_->Next(wait) : std::optional<SnapshotChunk>();
+  if (!next.ok()) {
+    if (!reader_->exported_ended()) {
+      spdlog::info(
+          "postgres: The session reading the initial snapshot failed: reading on with "
+          "watermarks source={} error=\"{}\"",
+          source_name_, next.status().message());
+    }
+    EndExported();
+    return false;
+  }
+  std::optional<SnapshotChunk>& chunk = *next;
+  if (!chunk) {
+    if (reader_->exported_ended()) EndExported();
+    return false;
+  }
   if (chunk->changed) {
     spdlog::info(
         "postgres: Table altered after the slot's snapshot was exported: reading on with "

@@ -173,10 +173,9 @@ class Snapshotter {
   // Ends reading the exported snapshot: what is left is read with watermarks.
   void EndExported();
   bool exported() const { return exported_; }
-  // The process id of the session that reads the exported snapshot.
-  int exported_pid() const { return exported_pid_; }
   // While exported(): takes the next chunk, waiting up to `wait`; true when there is one to
-  // emit. A table altered before it was locked ends reading the exported snapshot.
+  // emit. A table altered before it was locked, another session waiting for the locks, or a
+  // failure of the reading session ends reading the exported snapshot.
   Result<bool> TakeExportedChunk(std::chrono::milliseconds wait);
 
   // Encoded progress after the last chunk emitted: what positions carry.
@@ -235,7 +234,6 @@ class Snapshotter {
   std::vector<std::pair<std::string, std::string>> captured_;
   std::unique_ptr<SnapshotReader> reader_;
   bool exported_ = false;
-  int exported_pid_ = 0;
 
   // The table being read (the front of the queue), as the catalog described it when reading
   // began; the reader walks it a few chunks ahead.

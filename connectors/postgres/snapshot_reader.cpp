@@ -15,6 +15,12 @@ namespace {
 // holds chunk_rows rows in memory.
 constexpr size_t kReadAhead = 2;
 
+// How often the watcher looks for sessions waiting for the exported snapshot's locks: about as
+// long as an ALTER TABLE, and the queries queued behind it, may wait.
+constexpr std::chrono::milliseconds kWaiterCheckInterval{250};
+// Like the source's catalog queries: a server that stopped answering fails the check in time.
+constexpr std::chrono::milliseconds kWatchAnswerTimeout{15000};
+
 }  // namespace
 
 SnapshotReader::SnapshotReader(std::string source_name, std::string dsn)
@@ -59,6 +65,14 @@ void SnapshotReader::Stop() {
 }
 
 void SnapshotReader::Close() {
+  if (watcher_.joinable()) {
+    {
+      std::lock_guard lock(watch_mutex_);
+      watch_stop_ = true;
+    }
+    watch_changed_.notify_all();
+    watcher_.join();
+  }
   {
     // The session goes anyway: a chunk still being read may be interrupted.
     std::lock_guard lock(mutex_);
@@ -66,6 +80,7 @@ void SnapshotReader::Close() {
   }
   Stop();
   conn_.reset();
+  exported_ended_ = false;
 }
 
 Result<std::optional<SnapshotChunk>> SnapshotReader::Next(std::chrono::milliseconds wait) {
@@ -98,8 +113,7 @@ Status SnapshotReader::Connect() {
   return Status::Ok();
 }
 
-Result<int> SnapshotReader::BeginExported(const std::string& snapshot_name,
-                                          const std::string& tables) {
+Status SnapshotReader::BeginExported(const std::string& snapshot_name, const std::string& tables) {
   RETURN_IF_ERROR(Connect());
   // lock_timeout: a table held by an ALTER now is better read with watermarks than waited for.
   Status begun = conn_->Command(
@@ -110,9 +124,49 @@ Result<int> SnapshotReader::BeginExported(const std::string& snapshot_name,
     conn_.reset();
     return begun;
   }
-  std::lock_guard lock(mutex_);
-  exported_session_ = true;
-  return PQbackendPID(conn_->get());
+  {
+    std::lock_guard lock(mutex_);
+    exported_session_ = true;
+  }
+  {
+    std::lock_guard lock(watch_mutex_);
+    watch_stop_ = false;
+  }
+  watcher_ = std::thread([this, pid = PQbackendPID(conn_->get())] { WatchForWaiters(pid); });
+  return Status::Ok();
+}
+
+void SnapshotReader::WatchForWaiters(int pid) {
+  Result<PgConnection> conn = PgConnection::Open(dsn_, PgConnection::Mode::kNormal);
+  if (conn.ok()) conn->SetAnswerTimeout(kWatchAnswerTimeout);
+  const std::string check = fmt::format(
+      "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND {} = "
+      "ANY(pg_blocking_pids(pid))",
+      pid);
+  std::unique_lock lock(watch_mutex_);
+  while (!watch_stop_) {
+    Result<TextRows> waiting = conn.ok() ? conn->Query(check) : Result<TextRows>(conn.status());
+    if (!waiting.ok()) {
+      spdlog::warn(
+          "postgres: Cannot look for sessions waiting for the initial snapshot's locks: ending "
+          "its session, reading on with watermarks source={} error=\"{}\"",
+          source_name_, waiting.status().message());
+    } else if (waiting->at(0).at(0) != "0") {
+      spdlog::info(
+          "postgres: Another session waits for a lock the initial snapshot holds: ending its "
+          "session, reading on with watermarks source={} waiting_sessions={}",
+          source_name_, waiting->at(0).at(0));
+    } else {
+      watch_changed_.wait_for(lock, kWaiterCheckInterval, [&] { return watch_stop_; });
+      continue;
+    }
+    exported_ended_ = true;
+    // Frees the locks now, even while the reader waits for the source to take its chunks.
+    if (conn.ok() && conn->get() != nullptr) {
+      (void)conn->Query(fmt::format("SELECT pg_terminate_backend({})", pid));
+    }
+    return;
+  }
 }
 
 void SnapshotReader::Run(const SnapshotReadJob& job) {
@@ -175,17 +229,27 @@ Result<SnapshotChunk> SnapshotReader::ReadChunk(
   // - the columns as the catalog has them now, to compare with those reading began with;
   // - the snapshot itself: a transaction the stream delivered before the chunk's window may
   //   still be invisible to it (its backend still finishing the commit, e.g. waiting for a
-  //   synchronous standby), and then the chunk is read again (Snapshotter::TakeChunk).
+  //   synchronous standby), and then the chunk is read again (Snapshotter::TakeChunk);
+  // - whether the table (or a partition) was rewritten after the snapshot was taken: its file
+  //   as the snapshot sees pg_class against the one the server uses now. A rewrite (ALTER
+  //   TABLE … TYPE, even to the same type) is not MVCC-safe: an older snapshot sees the new
+  //   file's rows as not yet committed, the table as empty. It can commit between the
+  //   snapshot and the lock the SELECT waits for; for an exported snapshot, between the slot's
+  //   creation and the lock taken when reading began. (Written as one index lookup per
+  //   relation: the chunk's planner settings would make a scan of pg_class cost enough to be
+  //   compiled, about 90 ms a chunk.)
   //
   // An exported job reads in the transaction of the slot's snapshot, which locked the table
-  // before the catalog was read: the check compares the columns as that snapshot has them, so
-  // that an ALTER between the slot's creation and the lock, which may have rewritten the table
-  // where the snapshot cannot see it, is caught.
+  // before the catalog was read: the columns are compared as that snapshot has them, so that
+  // an ALTER between the slot's creation and the lock is caught.
   const std::string check = fmt::format(
       "; SELECT (SELECT string_agg(octet_length(a.attname) || ':' || a.attname || ':' || "
       "a.atttypid || ':' || a.atttypmod, ',' ORDER BY a.attnum) FROM pg_attribute a "
-      "WHERE a.attrelid = {} AND a.attnum > 0 AND NOT a.attisdropped AND "
-      "a.attgenerated = ''), pg_current_snapshot()::text",
+      "WHERE a.attrelid = {0} AND a.attnum > 0 AND NOT a.attisdropped AND "
+      "a.attgenerated = ''), pg_current_snapshot()::text, EXISTS (SELECT FROM (SELECT "
+      "{0}::oid AS relid UNION ALL SELECT relid FROM pg_partition_tree({0})) t WHERE (SELECT "
+      "NULLIF(c.relfilenode, 0) FROM pg_class c WHERE c.oid = t.relid) <> "
+      "pg_relation_filenode(t.relid))",
       table.oid);
   const std::string select = ChunkQuery(conn, table, after_key, job.until_key, job.chunk_rows + 1);
   const std::string sql =
@@ -228,7 +292,8 @@ Result<SnapshotChunk> SnapshotReader::ReadChunk(
       columns += fmt::format("{}:{}:{}:{}", column.name.size(), column.name, column.type_oid,
                              column.type_modifier);
     }
-    changed = columns != PQgetvalue(tuples[1].get(), 0, 0);
+    changed = columns != PQgetvalue(tuples[1].get(), 0, 0) ||
+              std::string_view(PQgetvalue(tuples[1].get(), 0, 2)) == "t";
   }
   if (changed) {
     // A failed statement left the chunk's transaction open, aborted; else it committed. An

@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -44,9 +45,14 @@ class SnapshotReader {
 
   // Opens the transaction that exported jobs read in: it imports the slot's exported snapshot
   // `snapshot_name` and locks `tables` (quoted, comma-separated) in ACCESS SHARE mode, so that
-  // none is altered until Close. Returns the reading session's process id. Only while no job
-  // runs; a failure closes the connection.
-  Result<int> BeginExported(const std::string& snapshot_name, const std::string& tables);
+  // none is altered until Close. Only while no job runs; a failure closes the connection.
+  //
+  // A thread with a connection of its own then looks for sessions waiting for those locks
+  // (an ALTER TABLE, and every query queued behind it) until Close. When it finds one, or
+  // cannot look, it ends the reading session at once (pg_terminate_backend), whatever the
+  // reader and the source are doing, and exported_ended() turns true: jobs fail from then on.
+  Status BeginExported(const std::string& snapshot_name, const std::string& tables);
+  bool exported_ended() const { return exported_ended_.load(); }
 
   // Starts reading; a job still running is stopped first.
   void Start(SnapshotReadJob job);
@@ -61,6 +67,7 @@ class SnapshotReader {
 
  private:
   void Run(const SnapshotReadJob& job);
+  void WatchForWaiters(int pid);
   Result<SnapshotChunk> ReadChunk(const SnapshotReadJob& job, uint64_t serial,
                                   std::optional<std::vector<std::string>>& after_key);
   Status Connect();
@@ -82,6 +89,12 @@ class SnapshotReader {
   // (BeginExported), so it is never interrupted or replaced until Close.
   bool exported_session_ = false;
   PGcancel* cancel_ = nullptr;  // guarded by mutex_: interrupts the running query
+
+  std::thread watcher_;
+  std::mutex watch_mutex_;
+  std::condition_variable watch_changed_;
+  bool watch_stop_ = false;  // guarded by watch_mutex_
+  std::atomic<bool> exported_ended_{false};
 };
 
 }  // namespace tributary::postgres

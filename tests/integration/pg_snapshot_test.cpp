@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "connectors/postgres/snapshot_reader.h"
 #include "tests/support/agent_config.h"
 #include "tests/support/agent_process.h"
 #include "tests/support/file_events.h"
@@ -67,8 +68,15 @@ struct Fixture {
   Fixture() : pg(PgServer::Start()) { pg->Exec("CREATE DATABASE snap"); }
 
   // A slot created before the agent's first run has no snapshot to export: the initial snapshot
-  // is then read with watermarks beside the stream, as a resumed one is.
-  void CreateSlot() const {
+  // is then read with watermarks beside the stream, as a resumed one is. Its publication must
+  // exist first, with `tables` unless empty: the slot decodes with the catalog of each change's
+  // time.
+  void CreateSlot(const std::string& tables) const {
+    if (!tables.empty()) {
+      pg->Exec("CREATE PUBLICATION tributary_sn FOR TABLE " + tables +
+                   " WITH (publish_via_partition_root = true)",
+               "snap");
+    }
     pg->Exec("SELECT pg_create_logical_replication_slot('tributary_sn', 'pgoutput')", "snap");
   }
 
@@ -202,7 +210,11 @@ void SnapshotUnderWritesReplaysExactly(Fixture& f, bool slot_exists) {
   int committed = 0;
   std::thread writer([&] { committed = RunWrites(*pg, "big", kRows, stop, 1); });
   std::thread parted_writer([&] { RunWrites(*pg, "a_parted", kPartedRows, stop, 4); });
-  if (slot_exists) f.CreateSlot();
+  if (slot_exists) {
+    pg->Exec("ALTER PUBLICATION tributary_sn SET TABLE a_parted, big, keyless, family, family_kid",
+             "snap");
+    f.CreateSlot("");
+  }
   auto agent = f.StartAgent(config, 0);
   bool done = WaitFor([&] { return agent->Log().find("Snapshot done") != std::string::npos; },
                       seconds(120));
@@ -256,17 +268,27 @@ BOOST_FIXTURE_TEST_CASE(initial_snapshot_with_watermarks_under_writes_replays_ex
   SnapshotUnderWritesReplaysExactly(*this, /*slot_exists=*/true);
 }
 
-BOOST_FIXTURE_TEST_CASE(kill_9_mid_snapshot_resumes_at_the_next_chunk, Fixture) {
-  const int kRows = 40000;
-  CreateTable("big", kRows);
-  auto config = WritePgFileConfig(dir.path(), *pg, "snap", "sn", "[\"public.big\"]",
-                                  "    snapshot: initial\n    snapshot_chunk_rows: 200\n");
+// Kills the agent once `kill_at` rows of the snapshot are checkpointed, restarts it, and checks
+// that it resumed: the events replay to exactly the table, and far fewer rows are read twice
+// than a snapshot started afresh would. With `exported`, the first run reads the slot's exported
+// snapshot (chunks of one row keep it going long enough to be killed), and the second reads on
+// with watermarks; else both read with watermarks.
+void KillMidSnapshotResumesAtTheNextChunk(Fixture& f, bool exported) {
+  const auto& pg = f.pg;
+  const auto& dir = f.dir;
+  const int kRows = exported ? 5000 : 40000;
+  const uint64_t kill_at = exported ? 1500 : 12000;
+  f.CreateTable("big", kRows);
+  auto config = WritePgFileConfig(
+      dir.path(), *pg, "snap", "sn", "[\"public.big\"]",
+      fmt::format("    snapshot: initial\n    snapshot_chunk_rows: {}\n", exported ? 1 : 200));
+  if (!exported) f.CreateSlot("big");
   // What is read twice is what the files took past the checkpoint, which grows with the flush
   // interval: 20 ms instead of the usual 100 keeps it small against the threshold.
   EditConfig(config, "flush_interval_ms: 100", "flush_interval_ms: 20");
   std::atomic<bool> stop{false};
   std::thread writer([&] { RunWrites(*pg, "big", kRows, stop, 2); });
-  auto agent = StartAgent(config, 0);
+  auto agent = f.StartAgent(config, 0);
   const auto checkpoint = dir.path() / "state" / "sn" / "checkpoint.json";
   // Kill once a good part of the snapshot is checkpointed.
   uint64_t rows_at_kill = 0;
@@ -279,26 +301,28 @@ BOOST_FIXTURE_TEST_CASE(kill_9_mid_snapshot_resumes_at_the_next_chunk, Fixture) 
         if (at == std::string::npos) return false;
         json progress = json::parse(position.substr(at + 10));
         rows_at_kill = progress["tables"][0]["rows"];
-        return rows_at_kill >= 12000;
+        return rows_at_kill >= kill_at;
       },
       seconds(120));
   BOOST_REQUIRE_MESSAGE(progressed, agent->Log());
+  BOOST_TEST((agent->Log().find("from the slot's exported snapshot") != std::string::npos) ==
+             exported);
   agent->Signal(SIGKILL);
   BOOST_REQUIRE(agent->Wait(seconds(10)).value_or(-1) == 128 + SIGKILL);
 
-  agent = StartAgent(config, 1);
+  agent = f.StartAgent(config, 1);
   bool done = WaitFor([&] { return agent->Log().find("Snapshot done") != std::string::npos; },
                       seconds(120));
   stop.store(true);
   writer.join();
   BOOST_REQUIRE_MESSAGE(done, agent->Log());
   BOOST_TEST(agent->Log().find("Resuming the snapshot") != std::string::npos);
-  CatchUp(*agent, "big", "sn.public.big");
+  f.CatchUp(*agent, "big", "sn.public.big");
   agent->Signal(SIGTERM);
   BOOST_TEST(agent->Wait(seconds(15)).value_or(-1) == 0);
 
   auto events = ReadTopicEvents(TopicDir(dir.path(), "sn.public.big"));
-  ExpectReplayMatches(events, "big");
+  f.ExpectReplayMatches(events, "big");
   // Only the chunks written but not yet checkpointed at the kill are read twice, while a
   // snapshot that started afresh would read every checkpointed row twice. How many were past the
   // checkpoint depends on timing (up to 5087 here at 14999-21198 checkpointed, and 9739 with a
@@ -309,6 +333,14 @@ BOOST_FIXTURE_TEST_CASE(kill_9_mid_snapshot_resumes_at_the_next_chunk, Fixture) 
   BOOST_TEST_MESSAGE("snapshot rows written: " << snapshot_rows << " of " << kRows
                                                << "; checkpointed at the kill: " << rows_at_kill);
   BOOST_TEST(snapshot_rows < static_cast<size_t>(kRows) + rows_at_kill);
+}
+
+BOOST_FIXTURE_TEST_CASE(kill_9_mid_snapshot_resumes_at_the_next_chunk, Fixture) {
+  KillMidSnapshotResumesAtTheNextChunk(*this, /*exported=*/false);
+}
+
+BOOST_FIXTURE_TEST_CASE(kill_9_mid_exported_snapshot_resumes_with_watermarks, Fixture) {
+  KillMidSnapshotResumesAtTheNextChunk(*this, /*exported=*/true);
 }
 
 // A transaction is in the stream once its commit record is flushed, but visible to other
@@ -385,7 +417,7 @@ BOOST_FIXTURE_TEST_CASE(a_waiting_alter_ends_the_exported_snapshot_early, Fixtur
       "INSERT INTO zz SELECT g, g FROM generate_series(1, 10) g",
       "snap");
   auto config = WritePgFileConfig(dir.path(), *pg, "snap", "sn", "[\"public.*\"]",
-                                  "    snapshot: initial\n    snapshot_chunk_rows: 100\n");
+                                  "    snapshot: initial\n    snapshot_chunk_rows: 10\n");
   std::atomic<bool> stop{false};
   std::thread writer([&] { RunWrites(*pg, "big", kRows, stop, 5); });
   auto agent = StartAgent(config, 0);
@@ -432,6 +464,55 @@ BOOST_FIXTURE_TEST_CASE(a_waiting_alter_ends_the_exported_snapshot_early, Fixtur
   auto zz = ReadTopicEvents(TopicDir(dir.path(), "sn.public.zz"));
   BOOST_REQUIRE(zz.size() == 10u);
   for (const json& e : zz) BOOST_TEST(e["after"].value("extra", 0) == 1);
+}
+
+// A rewrite (here ALTER … TYPE to the same type) is not MVCC-safe: a snapshot taken before it
+// commits sees the table empty. One that commits after the slot's snapshot was exported, before
+// the agent's lock (which waits for it), must not pass for an empty table: the chunk reader,
+// reading the exported snapshot, reports the table changed. (The window is too narrow to hit
+// through the agent: an ACCESS EXCLUSIVE lock held to widen it takes a transaction id, which
+// the slot's creation waits for.)
+BOOST_FIXTURE_TEST_CASE(a_table_rewritten_after_the_snapshot_was_exported_is_reported_changed,
+                        Fixture) {
+  pg->Exec(
+      "CREATE TABLE yy (id int PRIMARY KEY, v int);"
+      "CREATE TABLE zz (id int PRIMARY KEY, v int);"
+      "INSERT INTO yy SELECT g, g FROM generate_series(1, 10) g;"
+      "INSERT INTO zz SELECT g, g FROM generate_series(1, 10) g",
+      "snap");
+  PGconn* replication = PQconnectdb((pg->Dsn("snap") + " replication=database").c_str());
+  BOOST_REQUIRE(PQstatus(replication) == CONNECTION_OK);
+  PGresult* created =
+      PQexec(replication, "CREATE_REPLICATION_SLOT s LOGICAL pgoutput (SNAPSHOT 'export')");
+  BOOST_REQUIRE_MESSAGE(PQresultStatus(created) == PGRES_TUPLES_OK, PQresultErrorMessage(created));
+  const std::string snapshot_name = PQgetvalue(created, 0, 2);
+  PQclear(created);
+  pg->Exec("ALTER TABLE zz ALTER COLUMN v TYPE int USING v + 0", "snap");
+
+  postgres::SnapshotReader reader("sn", pg->Dsn("snap"));
+  BOOST_REQUIRE(reader.BeginExported(snapshot_name, "public.yy, public.zz").ok());
+  auto catalog =
+      postgres::PgConnection::Open(pg->Dsn("snap"), postgres::PgConnection::Mode::kNormal);
+  BOOST_REQUIRE(catalog.ok());
+  auto read = [&](const std::string& table) {
+    auto described = postgres::ReadCatalogTable(*catalog, "public", table);
+    BOOST_REQUIRE(described.ok() && described->has_value());
+    reader.Start(postgres::SnapshotReadJob{.table = **described,
+                                           .after_key = std::nullopt,
+                                           .until_key = std::nullopt,
+                                           .chunk_rows = 100,
+                                           .chunk_id_prefix = "t-",
+                                           .exported = true});
+    auto chunk = reader.Next(seconds(30));
+    BOOST_REQUIRE(chunk.ok() && chunk->has_value());
+    return std::move(**chunk);
+  };
+  const postgres::SnapshotChunk untouched = read("yy");
+  BOOST_TEST(!untouched.changed);
+  BOOST_TEST(untouched.row_count == 10);
+  BOOST_TEST(read("zz").changed);
+  reader.Close();
+  PQfinish(replication);
 }
 
 // A SQL_ASCII database converts nothing: text that is not UTF-8 arrives as it is, and cannot be
@@ -482,7 +563,7 @@ BOOST_FIXTURE_TEST_CASE(table_altered_mid_snapshot_is_read_again, Fixture) {
            "snap");
   auto config = WritePgFileConfig(dir.path(), *pg, "snap", "sn", "[\"public.big\"]",
                                   "    snapshot: initial\n    snapshot_chunk_rows: 20\n");
-  CreateSlot();
+  CreateSlot("big");
   auto agent = StartAgent(config, 0);
   const auto checkpoint = dir.path() / "state" / "sn" / "checkpoint.json";
   PGconn* conn = PQconnectdb(pg->Dsn("snap").c_str());
