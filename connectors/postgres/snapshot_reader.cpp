@@ -252,15 +252,18 @@ Result<SnapshotChunk> SnapshotReader::ReadChunk(
       "pg_relation_filenode(t.relid))",
       table.oid);
   const std::string select = ChunkQuery(conn, table, after_key, job.until_key, job.chunk_rows + 1);
+  // Once locked in the exported snapshot's transaction, the table cannot change: only its first
+  // chunk is checked.
+  const bool checked = !job.exported || serial == 0;
   const std::string sql =
       job.exported
-          ? select + check
+          ? select + (checked ? check : "")
           : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; " + select + check + "; COMMIT; " +
                 "SELECT pg_logical_emit_message(true, " + conn.QuoteLiteral(kMessagePrefix) + ", " +
                 conn.QuoteLiteral(WatermarkMessage(source_name_, "high",
                                                    job.chunk_id_prefix + std::to_string(serial))) +
                 ")";
-  const size_t expected = job.exported ? 2 : 3;
+  const size_t expected = job.exported ? (checked ? 2 : 1) : 3;
   if (PQsendQuery(conn.get(), sql.c_str()) != 1) {
     return ClassifyPgError(conn.get(), nullptr, "snapshot chunk query failed");
   }
@@ -285,7 +288,7 @@ Result<SnapshotChunk> SnapshotReader::ReadChunk(
         fmt::format("postgres: the snapshot chunk query returned {} row sets, expected {} (a bug)",
                     tuples.size(), expected));
   }
-  if (!changed) {
+  if (!changed && checked) {
     std::string columns;
     for (const CatalogColumn& column : table.columns) {
       if (!columns.empty()) columns += ',';
@@ -308,12 +311,16 @@ Result<SnapshotChunk> SnapshotReader::ReadChunk(
   const int count = PQntuples(rows.get());
   chunk.more = !table.primary_key.empty() && static_cast<size_t>(count) > job.chunk_rows;
   chunk.row_count = chunk.more ? static_cast<int>(job.chunk_rows) : count;
-  std::optional<PgSnapshot> snapshot = ParsePgSnapshot(PQgetvalue(tuples[1].get(), 0, 1));
-  if (!snapshot) {
-    return Status::Fatal(fmt::format("postgres: the server wrote a snapshot as \"{}\" (a bug)",
-                                     PQgetvalue(tuples[1].get(), 0, 1)));
+  // Watermark chunks only: the exported snapshot's chunks are emitted before any streamed
+  // transaction, so none can be missing from them.
+  if (!job.exported) {
+    std::optional<PgSnapshot> snapshot = ParsePgSnapshot(PQgetvalue(tuples[1].get(), 0, 1));
+    if (!snapshot) {
+      return Status::Fatal(fmt::format("postgres: the server wrote a snapshot as \"{}\" (a bug)",
+                                       PQgetvalue(tuples[1].get(), 0, 1)));
+    }
+    chunk.snapshot = std::move(*snapshot);
   }
-  chunk.snapshot = std::move(*snapshot);
   if (chunk.more) {
     std::vector<std::string> key;
     key.reserve(table.primary_key.size());
