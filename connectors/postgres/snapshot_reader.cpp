@@ -1,6 +1,7 @@
 #include "connectors/postgres/snapshot_reader.h"
 
 #include <fmt/format.h>
+#include <sys/socket.h>
 
 #include <array>
 #include <utility>
@@ -65,20 +66,20 @@ void SnapshotReader::Stop() {
 }
 
 void SnapshotReader::Close() {
-  if (watcher_.joinable()) {
-    {
-      std::lock_guard lock(watch_mutex_);
-      watch_stop_ = true;
-    }
-    watch_changed_.notify_all();
-    watcher_.join();
-  }
   {
-    // The session goes anyway: a chunk still being read may be interrupted.
+    std::lock_guard lock(watch_mutex_);
+    watch_stop_ = true;
+  }
+  watch_changed_.notify_all();
+  {
+    // The session goes anyway: a chunk still being read is cut short, even from a server that
+    // stopped answering. An idle one is closed the polite way below.
     std::lock_guard lock(mutex_);
+    if (running_) EndExportedSession();
     exported_session_ = false;
   }
   Stop();
+  if (watcher_.joinable()) watcher_.join();
   conn_.reset();
   exported_ended_ = false;
 }
@@ -139,33 +140,43 @@ Status SnapshotReader::BeginExported(const std::string& snapshot_name, const std
 void SnapshotReader::WatchForWaiters(int pid) {
   Result<PgConnection> conn = PgConnection::Open(dsn_, PgConnection::Mode::kNormal);
   if (conn.ok()) conn->SetAnswerTimeout(kWatchAnswerTimeout);
+  // pg_locks, not pg_stat_activity: the wait of another role's session shows there without
+  // pg_read_all_stats.
   const std::string check = fmt::format(
-      "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND {} = "
+      "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted AND {} = "
       "ANY(pg_blocking_pids(pid))",
       pid);
-  std::unique_lock lock(watch_mutex_);
-  while (!watch_stop_) {
+  while (true) {
+    {
+      std::unique_lock lock(watch_mutex_);
+      if (watch_changed_.wait_for(lock, kWaiterCheckInterval, [&] { return watch_stop_; })) return;
+    }
     Result<TextRows> waiting = conn.ok() ? conn->Query(check) : Result<TextRows>(conn.status());
-    if (!waiting.ok()) {
-      spdlog::warn(
-          "postgres: Cannot look for sessions waiting for the initial snapshot's locks: ending "
-          "its session, reading on with watermarks source={} error=\"{}\"",
-          source_name_, waiting.status().message());
-    } else if (waiting->at(0).at(0) != "0") {
+    if (waiting.ok() && waiting->at(0).at(0) == "0") continue;
+    if (waiting.ok()) {
       spdlog::info(
           "postgres: Another session waits for a lock the initial snapshot holds: ending its "
           "session, reading on with watermarks source={} waiting_sessions={}",
           source_name_, waiting->at(0).at(0));
     } else {
-      watch_changed_.wait_for(lock, kWaiterCheckInterval, [&] { return watch_stop_; });
-      continue;
+      spdlog::warn(
+          "postgres: Cannot look for sessions waiting for the initial snapshot's locks: ending "
+          "its session, reading on with watermarks source={} error=\"{}\"",
+          source_name_, waiting.status().message());
     }
     exported_ended_ = true;
-    // Frees the locks now, even while the reader waits for the source to take its chunks.
-    if (conn.ok() && conn->get() != nullptr) {
-      (void)conn->Query(fmt::format("SELECT pg_terminate_backend({})", pid));
-    }
+    std::lock_guard lock(mutex_);
+    EndExportedSession();
     return;
+  }
+}
+
+void SnapshotReader::EndExportedSession() {
+  // The server ends a session whose client hung up, its transaction and locks with it, as soon
+  // as it reads or writes the socket; a reader waiting for the chunk's rows gets an error at
+  // once. The descriptor stays open until conn_ is closed, so it is never another's.
+  if (exported_session_ && conn_ && conn_->get() != nullptr) {
+    shutdown(PQsocket(conn_->get()), SHUT_RDWR);
   }
 }
 

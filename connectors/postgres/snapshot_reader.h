@@ -49,8 +49,8 @@ class SnapshotReader {
   //
   // A thread with a connection of its own then looks for sessions waiting for those locks
   // (an ALTER TABLE, and every query queued behind it) until Close. When it finds one, or
-  // cannot look, it ends the reading session at once (pg_terminate_backend), whatever the
-  // reader and the source are doing, and exported_ended() turns true: jobs fail from then on.
+  // cannot look, it ends the reading session at once (EndExportedSession), whatever the reader
+  // and the source are doing, and exported_ended() turns true: jobs fail from then on.
   Status BeginExported(const std::string& snapshot_name, const std::string& tables);
   bool exported_ended() const { return exported_ended_.load(); }
 
@@ -68,6 +68,8 @@ class SnapshotReader {
  private:
   void Run(const SnapshotReadJob& job);
   void WatchForWaiters(int pid);
+  // Hangs up the exported snapshot's session, if there is one; with mutex_ held.
+  void EndExportedSession();
   Result<SnapshotChunk> ReadChunk(const SnapshotReadJob& job, uint64_t serial,
                                   std::optional<std::vector<std::string>>& after_key);
   Status Connect();
