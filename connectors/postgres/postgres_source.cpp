@@ -921,13 +921,14 @@ Status PostgresSource::EmitSnapshotChunk(uint64_t lsn, Batch& batch) {
   const std::vector<int> rows = snapshotter_.RowsToEmit();
   const SnapshotMark mark =
       snapshotter_.incremental() ? SnapshotMark::kIncremental : SnapshotMark::kTrue;
+  const bool exported = snapshotter_.exported();
   const int64_t read_us = UnixMicrosNow();
   for (size_t n = 0; n < rows.size(); ++n) {
     const int row = rows[n];
     Event event;
     event.op = Op::kRead;
     event.table = batch.Retain(relation.schema);
-    if (snapshotter_.exported()) {
+    if (exported) {
       // Before every change the slot streams, each committed at or after its consistent point
       // (`lsn`): the rows sort just below it, by chunk and row.
       event.meta.commit_ts_us = read_us;
@@ -967,7 +968,7 @@ Status PostgresSource::EmitSnapshotChunk(uint64_t lsn, Batch& batch) {
     }
     batch.events.push_back(event);
   }
-  if (snapshotter_.exported()) ++exported_chunks_;
+  if (exported) ++exported_chunks_;
   snapshotter_.FinishChunk(rows.size());
   chunk_in_batch_ = true;
   return Status::Ok();
