@@ -147,12 +147,12 @@ void SnapshotReader::WatchForWaiters(int pid) {
       "ANY(pg_blocking_pids(pid))",
       pid);
   while (true) {
-    {
+    Result<TextRows> waiting = conn.ok() ? conn->Query(check) : Result<TextRows>(conn.status());
+    if (waiting.ok() && waiting->at(0).at(0) == "0") {
       std::unique_lock lock(watch_mutex_);
       if (watch_changed_.wait_for(lock, kWaiterCheckInterval, [&] { return watch_stop_; })) return;
+      continue;
     }
-    Result<TextRows> waiting = conn.ok() ? conn->Query(check) : Result<TextRows>(conn.status());
-    if (waiting.ok() && waiting->at(0).at(0) == "0") continue;
     if (waiting.ok()) {
       spdlog::info(
           "postgres: Another session waits for a lock the initial snapshot holds: ending its "

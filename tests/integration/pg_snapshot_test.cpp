@@ -478,6 +478,30 @@ BOOST_FIXTURE_TEST_CASE(a_waiting_alter_ends_the_exported_snapshot_early, Fixtur
   for (const json& e : zz) BOOST_TEST(e["after"].value("extra", 0) == 1);
 }
 
+// A watcher that cannot look for waiters cannot promise to give way: the exported read ends
+// and the rest is read with watermarks. Here its connection is refused, the role's connection
+// limit taken by the catalog and the reading session (walsenders do not count).
+BOOST_FIXTURE_TEST_CASE(an_exported_snapshot_nobody_can_watch_hands_over_to_watermarks, Fixture) {
+  const int kRows = 3000;
+  CreateTable("big", kRows);
+  pg->Exec(
+      "CREATE ROLE tributary_agent LOGIN REPLICATION CONNECTION LIMIT 2;"
+      "GRANT SELECT ON ALL TABLES IN SCHEMA public TO tributary_agent;"
+      "CREATE PUBLICATION tributary_sn FOR TABLE big WITH (publish_via_partition_root = true)",
+      "snap");
+  // Small chunks: the read outlasts the watcher's refused connection.
+  auto config = WritePgFileConfig(dir.path(), *pg, "snap", "sn", "[\"public.big\"]",
+                                  "    snapshot: initial\n    snapshot_chunk_rows: 5\n");
+  EditConfig(config, "user=postgres", "user=tributary_agent");
+  auto agent = StartAgent(config, 0);
+  auto [events, keys] = FinishBig(*agent);
+  BOOST_TEST(keys.size() == static_cast<size_t>(kRows));
+  const std::string log = agent->Log();
+  BOOST_TEST(log.find("from the slot's exported snapshot") != std::string::npos);
+  BOOST_TEST(log.find("Cannot look for sessions waiting for the initial snapshot's locks") !=
+             std::string::npos);
+}
+
 // A rewrite (here ALTER … TYPE to the same type) is not MVCC-safe: a snapshot taken before it
 // commits sees the table empty. One that commits after the slot's snapshot was exported, before
 // the agent's lock (which waits for it), must not pass for an empty table: the chunk reader,
