@@ -106,6 +106,24 @@ struct Fixture {
     BOOST_REQUIRE_MESSAGE(caught_up, agent.Log());
   }
 
+  // A config whose agent connects as a role of its own, REPLICATION (and `role_options`) but
+  // neither superuser nor pg_read_all_stats, allowed to SELECT the tables; its publication of
+  // `publication_tables` is made beforehand by their owner, since the role may not.
+  std::filesystem::path ConfigForOwnRole(const std::string& role_options,
+                                         const std::string& publication_tables,
+                                         const std::string& tables_yaml,
+                                         const std::string& source_yaml) const {
+    pg->Exec(fmt::format("CREATE ROLE tributary_agent LOGIN REPLICATION {};"
+                         "GRANT SELECT ON ALL TABLES IN SCHEMA public TO tributary_agent;"
+                         "CREATE PUBLICATION tributary_sn FOR TABLE {} "
+                         "WITH (publish_via_partition_root = true)",
+                         role_options, publication_tables),
+             "snap");
+    auto config = WritePgFileConfig(dir.path(), *pg, "snap", "sn", tables_yaml, source_yaml);
+    EditConfig(config, "user=postgres", "user=tributary_agent");
+    return config;
+  }
+
   // Waits until the agent streams from its slot.
   void WaitForStreaming() const {
     BOOST_REQUIRE(WaitFor(
@@ -421,15 +439,10 @@ BOOST_FIXTURE_TEST_CASE(a_waiting_alter_ends_the_exported_snapshot_early, Fixtur
   CreateTable("big", kRows);
   pg->Exec(
       "CREATE TABLE zz (id int PRIMARY KEY, v int);"
-      "INSERT INTO zz SELECT g, g FROM generate_series(1, 10) g;"
-      "CREATE ROLE tributary_agent LOGIN REPLICATION;"
-      "GRANT SELECT ON ALL TABLES IN SCHEMA public TO tributary_agent;"
-      // Made by the tables' owner: the agent's role may not.
-      "CREATE PUBLICATION tributary_sn FOR TABLE big, zz WITH (publish_via_partition_root = true)",
+      "INSERT INTO zz SELECT g, g FROM generate_series(1, 10) g",
       "snap");
-  auto config = WritePgFileConfig(dir.path(), *pg, "snap", "sn", "[\"public.*\"]",
-                                  "    snapshot: initial\n    snapshot_chunk_rows: 10\n");
-  EditConfig(config, "user=postgres", "user=tributary_agent");
+  auto config = ConfigForOwnRole("", "big, zz", "[\"public.*\"]",
+                                 "    snapshot: initial\n    snapshot_chunk_rows: 10\n");
   std::atomic<bool> stop{false};
   std::thread writer([&] { RunWrites(*pg, "big", kRows, stop, 5); });
   auto agent = StartAgent(config, 0);
@@ -484,15 +497,9 @@ BOOST_FIXTURE_TEST_CASE(a_waiting_alter_ends_the_exported_snapshot_early, Fixtur
 BOOST_FIXTURE_TEST_CASE(an_exported_snapshot_nobody_can_watch_hands_over_to_watermarks, Fixture) {
   const int kRows = 3000;
   CreateTable("big", kRows);
-  pg->Exec(
-      "CREATE ROLE tributary_agent LOGIN REPLICATION CONNECTION LIMIT 2;"
-      "GRANT SELECT ON ALL TABLES IN SCHEMA public TO tributary_agent;"
-      "CREATE PUBLICATION tributary_sn FOR TABLE big WITH (publish_via_partition_root = true)",
-      "snap");
   // Small chunks: the read outlasts the watcher's refused connection.
-  auto config = WritePgFileConfig(dir.path(), *pg, "snap", "sn", "[\"public.big\"]",
-                                  "    snapshot: initial\n    snapshot_chunk_rows: 5\n");
-  EditConfig(config, "user=postgres", "user=tributary_agent");
+  auto config = ConfigForOwnRole("CONNECTION LIMIT 2", "big", "[\"public.big\"]",
+                                 "    snapshot: initial\n    snapshot_chunk_rows: 5\n");
   auto agent = StartAgent(config, 0);
   auto [events, keys] = FinishBig(*agent);
   BOOST_TEST(keys.size() == static_cast<size_t>(kRows));
